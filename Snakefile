@@ -1,0 +1,24 @@
+# Scene-aware video anomaly detection (HSC, Sun & Gong, CVPR 2023) as a Snakemake workflow.
+# Table of contents: configuration and helpers, then one rule file per stage family.
+#   snakemake results/ped2/auc.json --cores 2 --resources gpu=1
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/fetch.smk"
+include: "rules/parse.smk"
+include: "rules/features.smk"
+include: "rules/hsc.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        "results/ped2/auc.json",
+    default_target: True

@@ -1,0 +1,98 @@
+# Configuration validation, dataset listing and input functions shared by every rule file.
+
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# jobs (local, conda or cluster) import the package from this checkout
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from hscvad.config import ConfigError, load_schema, params_json, validate  # noqa: E402
+from hscvad.data import DatasetError, build_dataset  # noqa: E402
+from hscvad.config import dataset_cfg  # noqa: E402
+
+try:
+    validate(config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml"))
+except ConfigError as e:
+    raise WorkflowError(str(e))
+
+# Where models run. Deliberately not a params entry: moving from CPU to GPU reruns nothing.
+DEVICE = config["device"]
+CMD = "python -m hscvad.cli"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_+-]+",
+    split=r"train|test",
+    video=r"[A-Za-z0-9_.+-]+",
+
+
+_DATASETS = {}
+
+
+def dataset(name):
+    if name not in _DATASETS:
+        try:
+            _DATASETS[name] = build_dataset(name, dataset_cfg(config, name))
+        except (DatasetError, ConfigError) as e:
+            raise WorkflowError(f"{e}\nFor Ped2 with a network: snakemake fetch_ped2 --cores 1")
+    return _DATASETS[name]
+
+
+def videos(name, split):
+    ds = dataset(name)
+    try:
+        names = ds.videos(split)
+    except DatasetError as e:
+        raise WorkflowError(str(e))
+    if not names:
+        raise WorkflowError(f"datasets.{name}.root: no {split} video found under {ds.root} (adapter {ds.adapter})")
+    return names
+
+
+def per_video(pattern, split):
+    def inputs(wildcards):
+        return expand(pattern, dataset=wildcards.dataset, split=split, video=videos(wildcards.dataset, split))
+
+    return inputs
+
+
+def P(stage):
+    """params: the JSON of exactly the settings that determine ``stage``'s result."""
+    return lambda wildcards: params_json(config, wildcards.dataset, stage)
+
+
+FETCHABLE = config["fetch"].get("models", {})
+
+
+def weights(section_name, dataset_name=None):
+    """The weights file of a stage's configured backend, checked for existence. A missing file
+    that the fetch_model rule can download becomes that rule's job; any other missing file stops
+    the run with the config key and the path."""
+    sec = config[section_name]
+    backend = sec["backend"]
+    path = sec.get(backend, {}).get("weights")
+    if path is None:
+        return []
+    key = f"{section_name}.{backend}.weights"
+    p = Path(path)
+    if p.exists():
+        return [path]
+    if p.parent == Path("resources/models") and p.name in FETCHABLE:
+        return [path]
+    raise WorkflowError(
+        f"{key}: weights file not found: {path}. Place it there or set {key} in config.yaml."
+    )
+
+
+def stage_log(stage, per_video=False):
+    sub = "{split}/{video}" if per_video else "all"
+    return f"results/{{dataset}}/logs/{stage}/{sub}.log"
+
+
+def stage_benchmark(stage, per_video=False):
+    sub = "{split}/{video}" if per_video else "all"
+    return f"results/{{dataset}}/benchmarks/{stage}/{sub}.tsv"

@@ -1,0 +1,68 @@
+# Scene pseudo-labels, HSC training and scoring: one job per dataset.
+
+
+rule scene_labels:
+    input:
+        per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+    output:
+        labels="results/{dataset}/scenes.h5",
+        plot="results/{dataset}/plots/scene_embedding.png",
+    params:
+        p=P("scene_labels"),
+    log:
+        stage_log("scene_labels"),
+    benchmark:
+        stage_benchmark("scene_labels")
+    threads: 1
+    shell:
+        "{CMD} scene-labels --params {params.p:q} --inputs {input} --output {output.labels}"
+        " --plot {output.plot} 2> {log}"
+
+
+rule train_hsc:
+    input:
+        objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "train"),
+        scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+        labels="results/{dataset}/scenes.h5",
+    output:
+        model="results/{dataset}/hsc/model.pt",
+        history="results/{dataset}/hsc/history.csv",
+    params:
+        p=P("train_hsc"),
+    log:
+        stage_log("train_hsc"),
+    benchmark:
+        stage_benchmark("train_hsc")
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "{CMD} train-hsc --params {params.p:q} --threads {threads} --device {DEVICE}"
+        " --objects {input.objects} --scenes {input.scenes} --scene-labels {input.labels}"
+        " --output {output.model} --history {output.history} 2> {log}"
+
+
+rule score:
+    input:
+        model="results/{dataset}/hsc/model.pt",
+        train_objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "train"),
+        train_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+        test_objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "test"),
+        test_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "test"),
+        labels="results/{dataset}/scenes.h5",
+    output:
+        "results/{dataset}/scores.h5",
+    params:
+        p=P("score"),
+    log:
+        stage_log("score"),
+    benchmark:
+        stage_benchmark("score")
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "{CMD} score --params {params.p:q} --threads {threads} --device {DEVICE} --model {input.model}"
+        " --train-objects {input.train_objects} --train-scenes {input.train_scenes}"
+        " --test-objects {input.test_objects} --test-scenes {input.test_scenes}"
+        " --scene-labels {input.labels} --output {output} 2> {log}"

@@ -1,0 +1,20 @@
+# Video parsing: objects detected and tracked in every frame, one job per video.
+
+
+rule detect_track:
+    input:
+        weights=lambda w: weights("detection"),
+    output:
+        "results/{dataset}/tracks/{split}/{video}.h5",
+    params:
+        p=P("detect_track"),
+    log:
+        stage_log("detect_track", per_video=True),
+    benchmark:
+        stage_benchmark("detect_track", per_video=True)
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "{CMD} detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
+        " --params {params.p:q} --threads {threads} --device {DEVICE} --output {output} 2> {log}"

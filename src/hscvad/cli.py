@@ -1,0 +1,87 @@
+"""``hscvad <stage> ...``: the command each Snakemake rule runs (one subcommand per rule)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .stages.common import parse_params, setup_logging
+
+STAGES = {
+    "detect-track": "detect_track",
+    "appearance": "appearance",
+    "scene": "scene",
+    "scene-labels": "scene_labels",
+    "train-hsc": "train_hsc",
+    "score": "score",
+    "evaluate": "evaluate",
+    "fetch": "fetch",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hscvad", description=__doc__)
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    def stage(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--params", type=parse_params, required=True, help="the rule's parameters as JSON")
+        s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        s.add_argument("--dataset", default=None)
+        return s
+
+    for name in ("detect-track", "appearance", "scene"):
+        s = stage(name, f"per-video stage {name}")
+        s.add_argument("--split", required=True)
+        s.add_argument("--video", required=True)
+        s.add_argument("--input", default=None)
+        s.add_argument("--output", required=True)
+    s = stage("scene-labels", "scene pseudo-labels")
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--plot", required=True)
+    s = stage("train-hsc", "train the HSC autoencoders")
+    s.add_argument("--objects", nargs="+", required=True)
+    s.add_argument("--scenes", nargs="+", required=True)
+    s.add_argument("--scene-labels", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--history", required=True)
+    s = stage("score", "score test samples and frames")
+    s.add_argument("--model", required=True)
+    s.add_argument("--train-objects", nargs="+", required=True)
+    s.add_argument("--train-scenes", nargs="+", required=True)
+    s.add_argument("--test-objects", nargs="+", required=True)
+    s.add_argument("--test-scenes", nargs="+", required=True)
+    s.add_argument("--scene-labels", required=True)
+    s.add_argument("--output", required=True)
+    s = stage("evaluate", "AUCs, CSV and plots")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--csv", required=True)
+    s.add_argument("--plots", required=True)
+    s = stage("fetch", "download published data or weights, verify checksums")
+    s.add_argument("--output", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(f"hscvad.stages.{STAGES[args.stage]}")
+    try:
+        module.main(args)
+    except Exception as e:  # one clear line for the log; the traceback follows for debugging
+        import logging
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        logging.getLogger("hscvad").error("%s failed: %s", args.stage, e)
+        print(f"hscvad {args.stage}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

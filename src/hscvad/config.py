@@ -1,0 +1,144 @@
+"""Configuration: schema validation with defaults, model presets, and the params of each rule.
+
+``rules/common.smk`` calls :func:`validate` once and builds every rule's ``params`` with
+:func:`stage_params`, so that each rule sees exactly the settings its result depends on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+#: backends each model preset selects for the stages whose ``backend`` is null
+PRESETS: dict[str, dict[str, str]] = {
+    "offline": {"detection": "yolox", "appearance": "efficientnet_lite0", "scene": "deeplabv3_voc"},
+}
+
+DEFAULT_ARCHITECTURE = {
+    # supplement 3.2: appearance encoder [2048, 1280], decoder [1152, 1024 = feature size]
+    "appearance": {"encoder_hidden": [2048], "latent": 1280, "decoder_hidden": [1152]},
+}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key."""
+
+
+def load_schema(path: Path | None = None) -> dict:
+    return yaml.safe_load(Path(path or SCHEMA_PATH).read_text())
+
+
+def _fill_defaults(node: dict, schema: dict, root: dict) -> None:
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if "$ref" in sub:
+            sub = _resolve(sub["$ref"], root)
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if isinstance(node.get(key), dict):
+            target = sub
+            for part in sub.get("allOf", []):
+                if "$ref" in part:
+                    target = {**_resolve(part["$ref"], root), **{k: v for k, v in sub.items() if k != "allOf"}}
+            _fill_defaults(node[key], target, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in node.items():
+            if key not in props and isinstance(value, dict):
+                _fill_defaults(value, extra, root)
+
+
+def _resolve(ref: str, root: dict) -> dict:
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` (in place) against the schema, fill defaults, apply the model preset."""
+    import jsonschema
+
+    schema = schema or load_schema()
+    _fill_defaults(config, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        lines = []
+        for e in errors[:10]:
+            where = ".".join(str(p) for p in e.path) or "(top level)"
+            lines.append(f"  {where}: {e.message}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    preset = PRESETS[config["models"]]
+    for stage, backend in preset.items():
+        if config[stage].get("backend") is None:
+            config[stage]["backend"] = backend
+    arch = config["hsc"].setdefault("architecture", {})
+    for stream, default in DEFAULT_ARCHITECTURE.items():
+        arch[stream] = {**default, **arch.get(stream, {})}
+    for name, ds in config["datasets"].items():
+        if ds["adapter"] == "shanghaitech" and ds.get("mixture") and ds["mixture"] not in ("01+02", "04+08", "10+12"):
+            raise ConfigError(f"datasets.{name}.mixture: {ds['mixture']!r} is not one of 01+02, 04+08, 10+12")
+    return config
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def dataset_cfg(config: dict, dataset: str) -> dict:
+    if dataset not in config["datasets"]:
+        raise ConfigError(f"datasets.{dataset}: no such dataset in the configuration "
+                          f"(known: {', '.join(sorted(config['datasets']))})")
+    ds = config["datasets"][dataset]
+    return {k: ds[k] for k in ("adapter", "root", "fps", "mixture", "mixtures_dir") if k in ds}
+
+
+def section(config: dict, dataset: str, name: str) -> dict:
+    """A config section with the dataset's overrides applied."""
+    return deep_merge(config[name], config["datasets"][dataset].get(name, {}))
+
+
+def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
+    """Exactly the settings that determine ``stage``'s result for ``dataset``."""
+    ds = dataset_cfg(config, dataset)
+    T = config["clip_length"]
+    if stage == "detect_track":
+        det = section(config, dataset, "detection")
+        det = {k: v for k, v in det.items() if k in ("backend", "classes", "score_threshold", det["backend"])}
+        trk = section(config, dataset, "tracking")
+        return {"dataset": ds, "detection": det, "tracking": {"backend": trk["backend"], trk["backend"]: trk[trk["backend"]]}}
+    if stage == "appearance":
+        app = config["appearance"]
+        keep = ("backend", "crops_per_sample", "context", "batch_size", app["backend"])
+        return {"dataset": ds, "clip_length": T, "appearance": {k: app[k] for k in keep}}
+    if stage == "scene":
+        sc = config["scene"]
+        keep = ("backend", "cell", "frame_stride", "foreground_classes", sc["backend"])
+        return {"dataset": ds, "clip_length": T, "scene": {k: sc[k] for k in keep}}
+    if stage == "scene_labels":
+        return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
+    if stage == "train_hsc":
+        streams = config["datasets"][dataset]["streams"]
+        hsc = copy.deepcopy(config["hsc"])
+        hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
+        return {"seed": config["seed"], "streams": streams, "hsc": hsc}
+    if stage == "score":
+        return {"streams": config["datasets"][dataset]["streams"],
+                "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")}}
+    if stage == "evaluate":
+        return {"dataset": ds, "evaluation": section(config, dataset, "evaluation")}
+    raise KeyError(stage)
+
+
+def params_json(config: dict, dataset: str, stage: str) -> str:
+    return json.dumps(stage_params(config, dataset, stage), sort_keys=True)

@@ -1,0 +1,125 @@
+"""Frame sources: a folder of images or a video file, decoded as a stream of RGB uint8 frames."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".webm"}
+
+
+class VideoError(RuntimeError):
+    """A video or frame folder that cannot be read; the message names the file."""
+
+
+def _numeric_key(path: Path) -> tuple[int, str]:
+    digits = re.findall(r"\d+", path.stem)
+    return (int(digits[-1]) if digits else -1, path.name)
+
+
+def list_images(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(files, key=_numeric_key)
+
+
+class FrameSource:
+    """One video: ``frames()`` yields RGB uint8 arrays of shape (H, W, 3) in order."""
+
+    path: Path
+
+    def frames(self) -> Iterator[np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def fps(self) -> float:
+        return 25.0
+
+
+class FrameFolder(FrameSource):
+    def __init__(self, path: str | Path, fps: float = 25.0):
+        self.path = Path(path)
+        self._fps = fps
+        if not self.path.is_dir():
+            raise VideoError(f"{self.path}: frame folder not found")
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    def __len__(self) -> int:
+        return len(list_images(self.path))
+
+    def frames(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        files = list_images(self.path)
+        if not files:
+            raise VideoError(f"{self.path}: no image files in frame folder")
+        for file in files:
+            img = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if img is None:
+                raise VideoError(f"{file}: unreadable or truncated image")
+            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class VideoFile(FrameSource):
+    """A video decoded with PyAV (FFmpeg), streamed frame by frame."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: video file not found")
+        self._fps: float | None = None
+
+    @property
+    def fps(self) -> float:
+        if self._fps is None:
+            import av
+
+            try:
+                with av.open(str(self.path)) as c:
+                    rate = c.streams.video[0].average_rate
+                    self._fps = float(rate) if rate else 25.0
+            except (av.FFmpegError, IndexError) as e:
+                raise VideoError(f"{self.path}: cannot open video ({e})") from e
+        return self._fps
+
+    def frames(self) -> Iterator[np.ndarray]:
+        import av
+
+        try:
+            container = av.open(str(self.path))
+        except av.FFmpegError as e:
+            raise VideoError(f"{self.path}: cannot open video ({e})") from e
+        with container:
+            if not container.streams.video:
+                raise VideoError(f"{self.path}: no video stream")
+            stream = container.streams.video[0]
+            expected = int(stream.frames or 0)
+            n = 0
+            try:
+                for frame in container.decode(stream):
+                    n += 1
+                    yield frame.to_ndarray(format="rgb24")
+            except av.FFmpegError as e:
+                raise VideoError(f"{self.path}: decoding failed after {n} frames ({e})") from e
+            if n == 0:
+                raise VideoError(f"{self.path}: no decodable frame (empty or corrupt video)")
+            if expected and n < expected:
+                raise VideoError(
+                    f"{self.path}: truncated video, decoded {n} of the {expected} frames "
+                    "its header declares"
+                )
+
+
+def open_source(path: str | Path, fps: float = 25.0) -> FrameSource:
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolder(path, fps=fps)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoFile(path)
+    raise VideoError(f"{path}: neither a frame folder nor a video file ({sorted(VIDEO_SUFFIXES)})")

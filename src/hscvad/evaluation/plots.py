@@ -1,0 +1,95 @@
+"""Plots a researcher expects: per-video score curves with abnormal frames shaded, histograms."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..h5store import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _shade(ax, y: np.ndarray | None) -> None:
+    if y is None or not y.any():
+        return
+    d = np.diff(np.concatenate([[0], y.astype(np.int8), [0]]))
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+        ax.axvspan(a - 0.5, b - 0.5, color="tab:red", alpha=0.18, lw=0)
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=100)
+
+
+def score_curves(videos, strict, ref, keep, labels, pdf_path: Path, png_path: Path, title: str) -> None:
+    """One PDF page per video (strict score, reference score on a second axis), and a PNG grid."""
+    plt = _plt()
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with atomic_path(pdf_path) as tmp:
+        with PdfPages(tmp) as pdf:
+            for i, v in enumerate(videos):
+                fig, ax = plt.subplots(figsize=(10, 3))
+                _shade(ax, labels[i] if labels is not None else None)
+                ax.plot(strict[i], color="tab:blue", lw=1.2, label="strict (z-score)")
+                ax.set_xlabel("frame")
+                ax.set_ylabel("strict score")
+                ax2 = ax.twinx()
+                ax2.plot(keep[i], ref[i], color="tab:orange", lw=1, ls="--", label="reference (0-1)")
+                ax2.set_ylabel("reference score")
+                ax.set_title(f"{title} / {v} (shaded: abnormal frames)")
+                ax.set_xlim(0, max(len(strict[i]) - 1, 1))
+                fig.legend(loc="upper right", fontsize=8)
+                fig.tight_layout()
+                pdf.savefig(fig)
+                plt.close(fig)
+    n = len(videos)
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.0 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        _shade(ax, labels[i] if labels is not None else None)
+        ax.plot(strict[i], color="tab:blue", lw=0.8)
+        ax.set_title(videos[i], fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title}: strict-protocol scores (shaded: abnormal frames)")
+    fig.tight_layout()
+    _save(fig, png_path)
+    plt.close(fig)
+
+
+def histograms(strict, ref, keep, labels, path: Path, title: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, scores, name, y in (
+        (axes[0], np.concatenate(strict), "strict", np.concatenate(labels) if labels is not None else None),
+        (axes[1], np.concatenate(ref), "reference",
+         np.concatenate([l[k] for l, k in zip(labels, keep)]) if labels is not None else None),
+    ):
+        bins = np.linspace(np.nanmin(scores), np.nanmax(scores) + 1e-9, 50) if len(scores) else 10
+        if y is None:
+            ax.hist(scores, bins=bins, color="tab:gray", alpha=0.8, label="all frames")
+        else:
+            ax.hist(scores[y == 0], bins=bins, color="tab:blue", alpha=0.6, density=True, label=f"normal ({(y == 0).sum()})")
+            ax.hist(scores[y == 1], bins=bins, color="tab:red", alpha=0.6, density=True, label=f"abnormal ({(y == 1).sum()})")
+        ax.set_title(f"{title}: {name} protocol")
+        ax.set_xlabel("frame score")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

