@@ -7,8 +7,12 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-# jobs (local, conda or cluster) import the package from this checkout
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+# Jobs run `python -m hscvad.cli`; prepending this checkout's src/ lets them import the package
+# in a conda environment or on a cluster node too (every job re-reads this file).
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+# ... and `python` is the interpreter running Snakemake (e.g. .venv/bin/python when started as
+# .venv/bin/snakemake without activating the venv); a rule's conda environment still comes first.
+os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
 from hscvad.config import ConfigError, load_schema, params_json, validate  # noqa: E402
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
@@ -19,9 +23,9 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e))
 
-# Where models run. Deliberately not a params entry: moving from CPU to GPU reruns nothing.
+# Where models run (a params entry of the model-running rules; the default `auto` picks CUDA when
+# present, so moving from a CPU machine to a GPU one reruns nothing).
 DEVICE = config["device"]
-CMD = "python -m hscvad.cli"
 
 
 wildcard_constraints:

@@ -17,6 +17,8 @@ rule evaluate:
     benchmark:
         stage_benchmark("evaluate")
     threads: 1
+    conda:
+        "../envs/evaluate.yaml"
     shell:
-        "{CMD} evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
+        "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
         " --output {output.auc} --csv {output.csv} --plots results/{wildcards.dataset}/plots 2> {log}"

@@ -9,6 +9,7 @@ rule appearance:
         "results/{dataset}/objects/{split}/{video}.h5",
     params:
         p=P("appearance"),
+        device=DEVICE,
     log:
         stage_log("appearance", per_video=True),
     benchmark:
@@ -16,9 +17,11 @@ rule appearance:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/features.yaml"
     shell:
-        "{CMD} appearance --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {DEVICE} --input {input.tracks}"
+        "python -m hscvad.cli appearance --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
         " --output {output} 2> {log}"
 
 
@@ -29,6 +32,7 @@ rule scene:
         "results/{dataset}/scene/{split}/{video}.h5",
     params:
         p=P("scene"),
+        device=DEVICE,
     log:
         stage_log("scene", per_video=True),
     benchmark:
@@ -36,6 +40,8 @@ rule scene:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/features.yaml"
     shell:
-        "{CMD} scene --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {DEVICE} --output {output} 2> {log}"
+        "python -m hscvad.cli scene --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"

@@ -15,8 +15,10 @@ rule fetch_model:
         "resources/benchmarks/fetch_model/{model_file}.tsv"
     wildcard_constraints:
         model_file="|".join(_re.escape(m) for m in config["fetch"].get("models", {})) or "NONE",
+    conda:
+        "../envs/fetch.yaml"
     shell:
-        "{CMD} fetch --params {params.p:q} --output {output} 2> {log}"
+        "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"
 
 
 rule fetch_models:
@@ -33,5 +35,7 @@ rule fetch_ped2:
         "resources/logs/fetch_ped2.log",
     benchmark:
         "resources/benchmarks/fetch_ped2.tsv"
+    conda:
+        "../envs/fetch.yaml"
     shell:
-        "{CMD} fetch --params {params.p:q} --output {output} 2> {log}"
+        "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"

@@ -14,8 +14,10 @@ rule scene_labels:
     benchmark:
         stage_benchmark("scene_labels")
     threads: 1
+    conda:
+        "../envs/hsc.yaml"
     shell:
-        "{CMD} scene-labels --params {params.p:q} --inputs {input} --output {output.labels}"
+        "python -m hscvad.cli scene-labels --params {params.p:q} --inputs {input} --output {output.labels}"
         " --plot {output.plot} 2> {log}"
 
 
@@ -29,6 +31,7 @@ rule train_hsc:
         history="results/{dataset}/hsc/history.csv",
     params:
         p=P("train_hsc"),
+        device=DEVICE,
     log:
         stage_log("train_hsc"),
     benchmark:
@@ -36,8 +39,10 @@ rule train_hsc:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/hsc.yaml"
     shell:
-        "{CMD} train-hsc --params {params.p:q} --threads {threads} --device {DEVICE}"
+        "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
         " --objects {input.objects} --scenes {input.scenes} --scene-labels {input.labels}"
         " --output {output.model} --history {output.history} 2> {log}"
 
@@ -51,9 +56,11 @@ rule score:
         test_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "test"),
         labels="results/{dataset}/scenes.h5",
     output:
-        "results/{dataset}/scores.h5",
+        scores="results/{dataset}/scores.h5",
+        embedding=report("results/{dataset}/plots/object_embedding.png", category="Features"),
     params:
         p=P("score"),
+        device=DEVICE,
     log:
         stage_log("score"),
     benchmark:
@@ -61,8 +68,10 @@ rule score:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/hsc.yaml"
     shell:
-        "{CMD} score --params {params.p:q} --threads {threads} --device {DEVICE} --model {input.model}"
+        "python -m hscvad.cli score --params {params.p:q} --threads {threads} --device {params.device} --model {input.model}"
         " --train-objects {input.train_objects} --train-scenes {input.train_scenes}"
         " --test-objects {input.test_objects} --test-scenes {input.test_scenes}"
-        " --scene-labels {input.labels} --output {output} 2> {log}"
+        " --scene-labels {input.labels} --output {output.scores} --plot {output.embedding} 2> {log}"

@@ -8,6 +8,7 @@ rule detect_track:
         "results/{dataset}/tracks/{split}/{video}.h5",
     params:
         p=P("detect_track"),
+        device=DEVICE,
     log:
         stage_log("detect_track", per_video=True),
     benchmark:
@@ -15,6 +16,8 @@ rule detect_track:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../envs/parse.yaml"
     shell:
-        "{CMD} detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {DEVICE} --output {output} 2> {log}"
+        "python -m hscvad.cli detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"

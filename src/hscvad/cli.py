@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-scenes", nargs="+", required=True)
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
+    s.add_argument("--plot", default=None, help="PNG of the object feature embedding")
     s = stage("evaluate", "AUCs, CSV and plots")
     s.add_argument("--input", required=True)
     s.add_argument("--output", required=True)

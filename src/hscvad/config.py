@@ -116,7 +116,8 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         det = section(config, dataset, "detection")
         det = {k: v for k, v in det.items() if k in ("backend", "classes", "score_threshold", det["backend"])}
         trk = section(config, dataset, "tracking")
-        return {"dataset": ds, "detection": det, "tracking": {"backend": trk["backend"], trk["backend"]: trk[trk["backend"]]}}
+        tracker = {"backend": trk["backend"], trk["backend"]: trk[trk["backend"]]}
+        return {"dataset": ds, "detection": det, "tracking": tracker}
     if stage == "appearance":
         app = config["appearance"]
         keep = ("backend", "crops_per_sample", "context", "batch_size", app["backend"])

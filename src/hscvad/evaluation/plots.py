@@ -84,12 +84,39 @@ def histograms(strict, ref, keep, labels, path: Path, title: str) -> None:
         if y is None:
             ax.hist(scores, bins=bins, color="tab:gray", alpha=0.8, label="all frames")
         else:
-            ax.hist(scores[y == 0], bins=bins, color="tab:blue", alpha=0.6, density=True, label=f"normal ({(y == 0).sum()})")
-            ax.hist(scores[y == 1], bins=bins, color="tab:red", alpha=0.6, density=True, label=f"abnormal ({(y == 1).sum()})")
+            for cls, colour, name in ((0, "tab:blue", "normal"), (1, "tab:red", "abnormal")):
+                ax.hist(scores[y == cls], bins=bins, color=colour, alpha=0.6, density=True,
+                        label=f"{name} ({(y == cls).sum()})")
         ax.set_title(f"{title}: {name} protocol")
         ax.set_xlabel("frame score")
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+    plt.close(fig)
+
+
+def object_embedding(train_feat: np.ndarray, test_feat: np.ndarray, test_score: np.ndarray, path, title: str) -> None:
+    """2-d PCA (fitted on training samples) of training and test object features; test samples
+    coloured by their anomaly score."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    if len(train_feat) >= 2:
+        mean = train_feat.mean(0)
+        _, _, vt = np.linalg.svd(train_feat - mean, full_matrices=False)
+        proj = vt[:2].T
+        a = (train_feat - mean) @ proj
+        ax.scatter(a[:, 0], a[:, 1], s=4, c="lightgray", label=f"training samples ({len(a)})")
+        if len(test_feat):
+            b = (test_feat - mean) @ proj
+            order = np.argsort(test_score)
+            sc = ax.scatter(b[order, 0], b[order, 1], s=6, c=test_score[order], cmap="viridis",
+                            label=f"test samples ({len(b)})")
+            fig.colorbar(sc, ax=ax, label="object score (Eq. 11)")
+        ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{title}: PCA fitted on training samples")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    _save(fig, Path(path))
     plt.close(fig)

@@ -168,7 +168,8 @@ class YOLOX(Detector):
         if self.upscale == 1.0:
             return self._run(np.ascontiguousarray(bgr))
         H, W = frame.shape[:2]
-        big = cv2.resize(bgr, (int(round(W * self.upscale)), int(round(H * self.upscale))), interpolation=cv2.INTER_LINEAR)
+        size = (int(round(W * self.upscale)), int(round(H * self.upscale)))
+        big = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
         parts = []
         for y0 in _tiles(big.shape[0], self.size, self.overlap):
             for x0 in _tiles(big.shape[1], self.size, self.overlap):

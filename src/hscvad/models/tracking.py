@@ -90,7 +90,9 @@ class ByteTrack:
         self.high = float(high_threshold)
         self.low = float(low_threshold)
         self.new = float(new_track_threshold)
-        self.t1, self.t2, self.t3 = float(match_threshold), float(second_match_threshold), float(unconfirmed_match_threshold)
+        self.t1 = float(match_threshold)
+        self.t2 = float(second_match_threshold)
+        self.t3 = float(unconfirmed_match_threshold)
         self.max_lost = max(1, int(round(frame_rate / 30.0 * track_buffer)))
         self.fuse_score = bool(fuse_score)
         self.kf = KalmanXYAH()
@@ -139,20 +141,23 @@ class ByteTrack:
         # 1) confirmed tracked + lost tracks vs high-score detections
         pool = np.flatnonzero(self.confirmed)
         r, c = _match(self._cost(pool, det, high, self.fuse_score), self.t1)
-        matched_t.append(pool[r]); matched_d.append(high[c])
+        matched_t.append(pool[r])
+        matched_d.append(high[c])
         rest_high = np.setdiff1d(high, high[c], assume_unique=True)
         rest_tracks = np.setdiff1d(pool, pool[r], assume_unique=True)
 
         # 2) still-unmatched tracked (not lost) tracks vs low-score detections
         pool2 = rest_tracks[self.state[rest_tracks] == TRACKED]
         r2, c2 = _match(self._cost(pool2, det, low, False), self.t2)
-        matched_t.append(pool2[r2]); matched_d.append(low[c2])
+        matched_t.append(pool2[r2])
+        matched_d.append(low[c2])
         newly_lost = np.setdiff1d(pool2, pool2[r2], assume_unique=True)
 
         # 3) unconfirmed tracks vs the remaining high-score detections
         unconf = np.flatnonzero(~self.confirmed)
         r3, c3 = _match(self._cost(unconf, det, rest_high, self.fuse_score), self.t3)
-        matched_t.append(unconf[r3]); matched_d.append(rest_high[c3])
+        matched_t.append(unconf[r3])
+        matched_d.append(rest_high[c3])
         drop = np.setdiff1d(unconf, unconf[r3], assume_unique=True)
         rest_high = np.setdiff1d(rest_high, rest_high[c3], assume_unique=True)
 

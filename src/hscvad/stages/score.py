@@ -37,7 +37,7 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 
 def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]]]], scenes_file: str,
-        out: str, params: dict, runtime: Runtime) -> dict:
+        out: str, params: dict, runtime: Runtime, plot: str | None = None) -> dict:
     cfg = params["hsc"]
     tau = float(cfg["tau"])
     models, meta = load_checkpoint(model_path, runtime.device)
@@ -64,6 +64,10 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             g["frame_score"] = frames
             if test_ref is None:
                 test_ref = test
+            if plot is not None and name == next(iter(streams)):
+                from ..evaluation.plots import object_embedding
+
+                object_embedding(train.feat, test.feat, te, plot, f"{name} features")
             result[name] = {"n_train_samples": len(tr), "n_test_samples": len(te),
                             "frames_without_object": int(np.isnan(frames).sum())}
             log.info("score: stream %s, %d train / %d test samples; train score mean %.4f std %.4f; "
@@ -82,4 +86,5 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
 def main(args) -> None:
     streams = {"appearance": {"train": (args.train_objects, args.train_scenes),
                               "test": (args.test_objects, args.test_scenes)}}
-    run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads))
+    run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads),
+        plot=args.plot)

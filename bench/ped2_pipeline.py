@@ -1,0 +1,105 @@
+"""Benchmark: the full UCSD Ped2 pipeline from scratch, with per-stage figures.
+
+    python bench/ped2_pipeline.py                 # fresh run in a temporary work folder
+    python bench/ped2_pipeline.py --summarise .   # figures of an existing run in ./results/ped2
+
+Prints the wall time of the whole run and, from Snakemake's benchmark files, per stage: summed job
+seconds, frames/s of detect + track, object samples/s and crops/s of the appearance stage, frames/s
+of the scene stage, seconds per training epoch, and the AUCs of auc.json under both protocols.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "evaluate")
+
+
+def stage_seconds(res: Path) -> dict[str, tuple[int, float]]:
+    out = {}
+    for stage in STAGES:
+        files = list((res / "benchmarks" / stage).rglob("*.tsv"))
+        total = 0.0
+        for f in files:
+            rows = list(csv.DictReader(f.open(), delimiter="\t"))
+            total += float(rows[-1]["s"])
+        out[stage] = (len(files), total)
+    return out
+
+
+def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
+    res = workdir / "results" / dataset
+    secs = stage_seconds(res)
+    frames = samples = crops = 0
+    for f in (res / "tracks").rglob("*.h5"):
+        with h5py.File(f) as h:
+            frames += int(h.attrs["n_frames"])
+    for f in (res / "objects").rglob("*.h5"):
+        with h5py.File(f) as h:
+            samples += h["feature"].shape[0]
+            crops += int(h["n_crops"][()].sum())
+    epochs = len([r for r in csv.DictReader((res / "hsc" / "history.csv").open())])
+    auc = json.loads((res / "auc.json").read_text())
+    print(f"# {dataset} pipeline benchmark ({workdir})")
+    if wall is not None:
+        print(f"wall time, whole pipeline from scratch: {wall:.1f} s ({wall / 60:.1f} min)")
+    print(f"{'stage':<14}{'jobs':>6}{'job seconds':>14}")
+    for stage, (n, s) in secs.items():
+        print(f"{stage:<14}{n:>6}{s:>14.1f}")
+    d, a, sc, t = secs["detect_track"][1], secs["appearance"][1], secs["scene"][1], secs["train_hsc"][1]
+    print(f"detect+track: {frames} frames, {frames / d:.1f} frames/s")
+    print(f"appearance: {samples} object samples ({crops} crops), "
+          f"{samples / a:.1f} samples/s, {crops / a:.1f} crops/s")
+    print(f"scene: {frames / sc:.1f} frames/s")
+    print(f"training: {epochs} epochs, {t / max(epochs, 1):.3f} s/epoch (job time incl. loading)")
+    for p in ("reference", "strict", "strict_unsmoothed"):
+        r = auc["protocols"][p]
+        print(f"AUC {p:<18} micro {r['micro_auc']:.4f}  macro {r['macro_auc']:.4f}  ({r['n_frames']} frames)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--summarise", type=Path, help="only summarise the run in this work folder")
+    ap.add_argument("--dataset", default="ped2")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    args = ap.parse_args()
+    if args.summarise:
+        summarise(args.summarise, args.dataset, None)
+        return 0
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    root = cfg["datasets"][args.dataset]["root"]
+    if not (REPO / root).exists():
+        print(f"dataset root {root} missing: run scripts/setup.sh first", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="hscvad-bench-"))
+    (work / "resources").symlink_to((REPO / "resources").resolve())
+    shutil.copy(REPO / "config.yaml", work / "config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+           f"results/{args.dataset}/auc.json", "--cores", str(args.cores), "--resources", "gpu=1", "-q"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=work)
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        print(f"snakemake failed ({r.returncode}); work folder kept: {work}", file=sys.stderr)
+        return r.returncode
+    summarise(work, args.dataset, wall)
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Label readers and dataset adapters on tiny synthetic data written in each dataset's real layout."""
+
+import numpy as np
+import pytest
+import scipy.io
+from conftest import PED2, need_shared, write_frames, write_video
+
+from hscvad.data import DatasetError, LabelError, VideoError, build_dataset, open_source
+from hscvad.data import labels as L
+
+# -- label readers -------------------------------------------------------------------------------
+
+
+def test_read_ucsd_m_single_and_multiple_ranges(tmp_path):
+    m = tmp_path / "UCSDped1.m"
+    m.write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [61:180];\n"
+                 "TestVideoFile{end+1}.gt_frame = [5:90, 140:200];\n")
+    ranges = L.read_ucsd_m(m)
+    assert ranges == [[(61, 180)], [(5, 90), (140, 200)]]
+    y = L.ranges_to_labels(ranges[1], 200, m)
+    assert y.sum() == 86 + 61 and y[3] == 0 and y[4] == 1 and y[139] == 1 and y[138] == 0
+
+
+def test_ucsd_range_outside_video_names_file(tmp_path):
+    with pytest.raises(LabelError, match="gt.m"):
+        L.ranges_to_labels([(1, 300)], 180, tmp_path / "gt.m")
+
+
+@need_shared(PED2 / "testing" / "UCSDped2.m")
+def test_official_ped2_labels_count():
+    ranges = L.read_ucsd_m(PED2 / "testing" / "UCSDped2.m")
+    assert len(ranges) == 12
+    lengths = [len(list((PED2 / "testing" / "frames" / f"{i:02d}").iterdir())) for i in range(1, 13)]
+    total = sum(int(L.ranges_to_labels(r, n, "m").sum()) for r, n in zip(ranges, lengths))
+    assert total == 1648  # shared/README.md: the official ground truth has 1648 abnormal frames
+
+
+def test_read_avenue_mat(tmp_path):
+    masks = np.empty((1, 4), dtype=object)
+    for i in range(4):
+        m = np.zeros((6, 8), np.uint8)
+        if i in (1, 2):
+            m[2, 3] = 1
+        masks[0, i] = m
+    path = tmp_path / "3_label.mat"
+    scipy.io.savemat(path, {"volLabel": masks})
+    assert L.read_avenue_mat(path).tolist() == [0, 1, 1, 0]
+    scipy.io.savemat(tmp_path / "bad.mat", {"other": 1})
+    with pytest.raises(LabelError, match="bad.mat"):
+        L.read_avenue_mat(tmp_path / "bad.mat")
+
+
+def test_read_npy_and_mask_folder(tmp_path):
+    import cv2
+
+    np.save(tmp_path / "v.npy", np.array([0, 0, 1, 1, 0]))
+    assert L.read_npy_labels(tmp_path / "v.npy").tolist() == [0, 0, 1, 1, 0]
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i, on in enumerate([0, 1, 0]):
+        img = np.zeros((5, 5), np.uint8)
+        img[1, 1] = 255 * on
+        cv2.imwrite(str(folder / f"{i:03d}.png"), img)
+    assert L.read_mask_folder(folder).tolist() == [0, 1, 0]
+
+
+def test_label_length_mismatch_names_the_file(tmp_path):
+    with pytest.raises(LabelError, match=r"v\.npy: 5 frame labels for a video of 7 frames"):
+        L.check_length(np.zeros(5), 7, tmp_path / "v.npy")
+
+
+# -- frame sources --------------------------------------------------------------------------------
+
+
+def test_video_file_and_frame_folder_stream_rgb(tmp_path):
+    write_video(tmp_path / "a.avi", 12)
+    frames = list(open_source(tmp_path / "a.avi").frames())
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+    assert frames[0][20, 8, 1] > 150  # green square (RGB order)
+    write_frames(tmp_path / "f", 5, suffix=".tif")
+    assert len(list(open_source(tmp_path / "f").frames())) == 5
+
+
+def test_truncated_video_error_names_file(tmp_path):
+    path = tmp_path / "t.avi"
+    write_video(path, 40)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="t.avi"):
+        list(open_source(path).frames())
+
+
+def test_unreadable_frame_names_file(tmp_path):
+    write_frames(tmp_path / "f", 3)
+    (tmp_path / "f" / "001.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(VideoError, match="001.jpg"):
+        list(open_source(tmp_path / "f").frames())
+
+
+# -- adapters -------------------------------------------------------------------------------------
+
+
+def test_ucsd_official_layout(tmp_path):
+    import cv2
+
+    root = tmp_path / "UCSDped2"
+    write_frames(root / "Train" / "Train001", 6, suffix=".tif", start=1)
+    write_frames(root / "Test" / "Test001", 5, suffix=".tif", start=1)
+    write_frames(root / "Test" / "Test002", 4, suffix=".tif", start=1)
+    (root / "Test" / "Test001_gt").mkdir()
+    for i in range(5):
+        cv2.imwrite(str(root / "Test" / "Test001_gt" / f"{i + 1:03d}.bmp"), np.full((48, 64), 255 * (i >= 3), np.uint8))
+    (root / "Test" / "UCSDped2.m").write_text(
+        "TestVideoFile{end+1}.gt_frame = [4:5];\nTestVideoFile{end+1}.gt_frame = [1:2];\n")
+    ds = build_dataset("p", {"adapter": "ucsd_ped", "root": str(root)})
+    assert ds.videos("train") == ["Train001"] and ds.videos("test") == ["Test001", "Test002"]
+    assert ds.frame_labels("Test001", 5).tolist() == [0, 0, 0, 1, 1]
+    assert ds.frame_labels("Test002", 4).tolist() == [1, 1, 0, 0]
+    assert ds.pixel_masks("Test001").shape == (5, 48, 64)
+    with pytest.raises(LabelError, match="UCSDped2.m"):
+        ds.frame_labels("Test002", 1)
+
+
+@need_shared(PED2 / "training" / "frames")
+def test_ucsd_frames_layout_on_real_ped2():
+    ds = build_dataset("ped2", {"adapter": "ucsd_ped", "root": str(PED2)})
+    assert len(ds.videos("train")) == 16 and len(ds.videos("test")) == 12
+    y = ds.frame_labels("01", 180)
+    assert y.sum() == 120 and y[59] == 0 and y[60] == 1
+    masks = ds.pixel_masks("01")
+    assert masks.shape == (180, 240, 360)
+    assert (masks.reshape(180, -1).any(1) == y.astype(bool)).all()
+
+
+def test_avenue_layout(tmp_path):
+    root = tmp_path / "avenue"
+    write_video(root / "training_videos" / "01.avi", 5)
+    write_video(root / "testing_videos" / "01.avi", 4)
+    write_video(root / "testing_videos" / "02.avi", 3)
+    (root / "ground_truth_demo" / "testing_label_mask").mkdir(parents=True)
+    vol = np.empty((1, 4), dtype=object)
+    for i in range(4):
+        vol[0, i] = np.full((48, 64), int(i == 2), np.uint8)
+    scipy.io.savemat(root / "ground_truth_demo" / "testing_label_mask" / "1_label.mat", {"volLabel": vol})
+    ds = build_dataset("avenue", {"adapter": "avenue", "root": str(root)})
+    assert ds.videos("train") == ["01"] and ds.videos("test") == ["01", "02"]
+    assert ds.frame_labels("01", 4).tolist() == [0, 0, 1, 0]
+    with pytest.raises(LabelError, match="2_label.mat"):
+        ds.frame_labels("02", 3)  # label file missing
+
+
+def test_shanghaitech_layout_and_mixture(tmp_path):
+    root = tmp_path / "sht"
+    write_video(root / "training" / "videos" / "01_001.avi", 4)
+    write_video(root / "training" / "videos" / "02_001.avi", 4)
+    for v in ("01_0014", "01_0016", "02_0128"):
+        write_frames(root / "testing" / "frames" / v, 3)
+        (root / "testing" / "test_frame_mask").mkdir(parents=True, exist_ok=True)
+        np.save(root / "testing" / "test_frame_mask" / f"{v}.npy", np.array([0, 1, 1]))
+    ds = build_dataset("sht", {"adapter": "shanghaitech", "root": str(root)})
+    assert ds.videos("train") == ["01_001", "02_001"]
+    assert ds.videos("test") == ["01_0014", "01_0016", "02_0128"]
+    assert ds.frame_labels("01_0014", 3).tolist() == [0, 1, 1]
+    mix = root / "mixtures" / "01+02"
+    (mix / "test_frame_mask").mkdir(parents=True)
+    (mix / "train.txt").write_text("01_0016\n01_001\n02_001\n")
+    (mix / "test.txt").write_text("01_0014\n02_0128\n")
+    np.save(mix / "test_frame_mask" / "01_0014.npy", np.array([0, 0, 1]))
+    np.save(mix / "test_frame_mask" / "02_0128.npy", np.array([0, 0, 0]))
+    m = build_dataset("mix", {"adapter": "shanghaitech", "root": str(root), "mixture": "01+02"})
+    assert m.videos("train") == ["01_001", "01_0016", "02_001"]
+    assert m.path("train", "01_0016").is_dir()  # a test video moved into training
+    assert m.frame_labels("01_0014", 3).tolist() == [0, 0, 1]  # relabelled mask
+    (mix / "test.txt").write_text("01_0014\n09_9999\n")
+    with pytest.raises(DatasetError, match="09_9999"):
+        build_dataset("mix", {"adapter": "shanghaitech", "root": str(root), "mixture": "01+02"}).videos("test")
+
+
+def test_folder_layout_with_and_without_labels(tmp_path):
+    root = tmp_path / "own"
+    write_video(root / "train" / "cam1.mp4", 5)
+    write_frames(root / "test" / "clipA", 4)
+    ds = build_dataset("own", {"adapter": "folder", "root": str(root)})
+    assert ds.videos("train") == ["cam1"] and ds.videos("test") == ["clipA"]
+    assert not ds.has_labels() and ds.frame_labels("clipA", 4) is None
+    (root / "labels").mkdir()
+    np.save(root / "labels" / "clipA.npy", np.array([0, 1, 1, 0]))
+    ds = build_dataset("own", {"adapter": "folder", "root": str(root)})
+    assert ds.has_labels() and ds.frame_labels("clipA", 4).tolist() == [0, 1, 1, 0]
+
+
+def test_missing_root_names_key_and_path(tmp_path):
+    with pytest.raises(DatasetError, match=r"datasets\.avenue\.root: dataset folder not found: .*nowhere"):
+        build_dataset("avenue", {"adapter": "avenue", "root": str(tmp_path / "nowhere")})
+    with pytest.raises(DatasetError, match=r"datasets\.x\.adapter"):
+        build_dataset("x", {"adapter": "nope", "root": str(tmp_path)})

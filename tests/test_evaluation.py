@@ -1,0 +1,83 @@
+"""AUC metrics against scikit-learn and the two evaluation protocols (METHOD.md §5, §8)."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from hscvad.evaluation import protocols as P
+from hscvad.stages.score import clip_max
+
+
+def test_micro_and_macro_auc_against_sklearn():
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 2, 50), np.zeros(30, int), rng.integers(0, 2, 40)]
+    scores = [rng.random(50) + 0.5 * labels[0], rng.random(30), rng.random(40)]
+    assert P.micro_auc(scores, labels) == pytest.approx(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
+    macro, n = P.macro_auc(scores, labels)
+    assert n == 2  # the all-normal video is left out
+    assert macro == pytest.approx((roc_auc_score(labels[0], scores[0]) + roc_auc_score(labels[2], scores[2])) / 2)
+    assert P.micro_auc([np.ones(3)], [np.zeros(3)]) is None
+
+
+def naive_reference_smooth(x, window, sigma):
+    support = list(range(1, window))
+    mu = support[len(support) // 2 - 1]
+    filt = [1 / (sigma * math.sqrt(2 * math.pi)) * math.exp(-0.5 * ((s - mu) / sigma) ** 2) for s in support]
+    p = len(filt) // 2
+    padded = list(x[:p]) + list(x) + list(x[-p:])
+    n_out = len(padded) - len(filt) + 1
+    return np.array([sum(padded[i + k] * filt[k] for k in range(len(filt))) for i in range(n_out)])
+
+
+@pytest.mark.parametrize("window,sigma", [(60, 6), (70, 15), (9, 2)])
+def test_reference_smoothing_matches_naive(window, sigma):
+    x = np.random.default_rng(1).random(200)
+    got = P.reference_smooth(x, window, sigma)
+    exp = naive_reference_smooth(x, window, sigma)
+    assert got.shape == x.shape
+    assert np.allclose(got, exp[: len(x)])
+
+
+def test_reference_minmax_uses_positive_scores_and_clips():
+    x = np.array([0.0, 2.0, 4.0, 6.0])
+    assert np.allclose(P.reference_minmax(x), [0.0, 0.0, 0.5, 1.0])
+
+
+def test_reference_protocol_drops_tail_frames_and_crosses_borders():
+    T = 4
+    raw = {"appearance": [np.r_[np.full(8, 5.0), np.full(3, 9.0)], np.full(9, 1.0)]}
+    scores, keep = P.reference_protocol(raw, T, window=5, sigma=1.0)
+    assert [len(k) for k in keep] == [8, 8]
+    assert [len(s) for s in scores] == [8, 8]
+    # smoothing crosses the border: video 2's first frame is pulled up by video 1
+    assert scores[1][0] > scores[1][-1]
+
+
+def test_strict_protocol_uses_training_stats_and_stays_within_videos():
+    raw = {"appearance": [np.full(20, 10.0), np.r_[np.full(10, np.nan), np.full(10, 2.0)]]}
+    stats = {"appearance": {"mean": 2.0, "std": 2.0, "min": 0.0}}
+    out = P.strict_protocol(raw, stats, sigma=3.0)
+    assert np.allclose(out[0], 4.0)  # (10 - 2) / 2, unaffected by the other video
+    assert np.allclose(out[1][:3], -1.0, atol=1e-2)  # no-object frames: lowest training score (0 - 2) / 2
+    assert len(out[1]) == 20  # every frame scored
+
+
+def test_fusion_is_equal_weight_mean_of_normalised_streams():
+    raw = {"a": [np.array([2.0, 4.0])], "b": [np.array([0.0, 8.0])]}
+    stats = {"a": {"mean": 2.0, "std": 1.0, "min": 0.0}, "b": {"mean": 0.0, "std": 4.0, "min": 0.0}}
+    out = P.strict_protocol(raw, stats, sigma=0)
+    assert np.allclose(out[0], [0.0, 2.0])
+
+
+def test_clip_max_gives_each_frame_its_clips_highest_object_score():
+    scores = np.array([1.0, 3.0, 2.0, 7.0])
+    video = np.array([0, 0, 0, 1])
+    clip = np.array([0, 0, 2, 0])
+    frames = clip_max(scores, video, clip, np.array([10, 3]), T=4)
+    assert len(frames) == 13
+    assert np.allclose(frames[:4], 3.0)
+    assert np.isnan(frames[4:8]).all()  # clip 1 of video 0 has no object
+    assert np.allclose(frames[8:10], 2.0)  # last, short clip
+    assert np.allclose(frames[10:], 7.0)

@@ -1,0 +1,114 @@
+"""Tracker on synthetic moving boxes, detection post-processing, crops, scene cells, sample grouping."""
+
+import numpy as np
+import pytest
+from conftest import MODELS, PED2, need_shared
+
+from hscvad.models.detection import Detections, _tiles, box_iou, nms
+from hscvad.models.scene import scene_cells
+from hscvad.models.tracking import ByteTrack
+from hscvad.stages.appearance import object_samples, select_rows
+
+
+def moving_boxes(n_frames=40, seed=0):
+    """Three objects moving in straight lines, one a bicycle, with box noise."""
+    rng = np.random.default_rng(seed)
+    starts = np.array([[10, 10], [100, 40], [50, 120]], float)
+    vel = np.array([[3, 1], [-2, 2], [2.5, -1]], float)
+    sizes = np.array([[20, 40], [22, 44], [30, 30]], float)
+    classes = np.array([0, 0, 1])
+    out = []
+    for t in range(n_frames):
+        xy = starts + vel * t + rng.normal(0, 0.5, (3, 2))
+        boxes = np.concatenate([xy, xy + sizes], 1).astype(np.float32)
+        out.append(Detections(boxes, np.array([0.9, 0.8, 0.85], np.float32), classes.copy()))
+    return out
+
+
+def test_bytetrack_keeps_identities_through_a_missed_frame_and_low_scores():
+    frames = moving_boxes()
+    frames[15] = frames[15].select(np.array([True, False, True]))  # object 2 missed
+    frames[20].scores[0] = 0.25  # low-score detection: kept by the second association
+    tr = ByteTrack(high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6)
+    ids_per_obj = {0: set(), 1: set(), 2: set()}
+    for t, d in enumerate(frames):
+        ids, idx = tr.update(d)
+        assert len(ids) == len(idx) == len(set(ids.tolist()))
+        for i, j in zip(ids, idx):
+            # recover object identity from the detection's position in the unmodified list
+            obj = int(np.argmin(np.abs(frames[t].boxes[j, :2] - moving_boxes()[t].boxes[:, :2]).sum(1)))
+            ids_per_obj[obj].add(int(i))
+        if t == 20:
+            assert 0 in idx  # the low-score box still extends its track
+    assert all(len(s) == 1 for s in ids_per_obj.values()), ids_per_obj
+    assert len(set.union(*ids_per_obj.values())) == 3
+
+
+def test_bytetrack_is_class_aware_and_needs_two_frames_to_confirm():
+    tr = ByteTrack(high_threshold=0.5, new_track_threshold=0.6)
+    box = np.array([[10, 10, 30, 50]], np.float32)
+    ids0, _ = tr.update(Detections(box, np.array([0.9], np.float32), np.array([0])))
+    assert len(ids0) == 1  # first frame: confirmed at once (ByteTrack)
+    ids1, _ = tr.update(Detections(box, np.array([0.9], np.float32), np.array([1])))
+    assert len(ids1) == 0  # other class: not matched; its new track is not confirmed yet
+    ids2, _ = tr.update(Detections(box, np.array([0.9], np.float32), np.array([1])))
+    assert len(ids2) == 1 and ids2[0] != ids0[0]
+
+
+def test_bytetrack_empty_frames():
+    tr = ByteTrack()
+    for _ in range(3):
+        ids, idx = tr.update(Detections.empty())
+        assert len(ids) == 0 and len(idx) == 0
+
+
+def test_nms_is_class_aware_and_drops_contained_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [2, 2, 6, 6]], np.float32)
+    d = Detections(boxes, np.array([0.9, 0.8, 0.7, 0.6], np.float32), np.array([0, 0, 1, 0]))
+    kept = nms(d, 0.5)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7, 0.6])
+    kept = nms(d, 0.5, ios=0.8)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7])
+    assert box_iou(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
+
+
+def test_tiles_cover_the_image():
+    for length in (300, 416, 480, 720, 1712):
+        starts = _tiles(length, 416, 64)
+        assert starts[0] == 0 and (starts[-1] + 416 >= length)
+        assert all(b - a <= 416 - 64 + 1 for a, b in zip(starts, starts[1:]))
+
+
+def test_scene_cells_size_max_and_foreground_zeroing():
+    probs = np.zeros((3, 30, 40), np.float32)
+    probs[0] = 0.7
+    probs[1, :, 20:] = 0.9  # class 1 wins on the right half
+    v = scene_cells(probs, (64, 96), cell=16, foreground=np.array([1]))
+    assert v.shape == (4 * 6,)
+    grid = v.reshape(4, 6)
+    assert np.allclose(grid[:, :2], 0.7) and np.allclose(grid[:, 4:], 0.0)
+
+
+def test_object_samples_and_evenly_spaced_crop_rows():
+    frame = np.array([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 0, 1])
+    track = np.array([1] * 10 + [2, 2])
+    sample, uniq = object_samples(frame, track, 16)
+    assert uniq.tolist() == [[0, 1], [0, 2], [1, 1]]
+    pick = select_rows(sample, frame, 4)
+    assert pick[:8].sum() == 4 and pick[8:10].all() and pick[10:].all()
+    assert frame[:8][pick[:8]].tolist() == [1, 3, 5, 7]
+
+
+@need_shared(MODELS / "yolox_nano_416x416.onnx", PED2 / "testing" / "frames" / "01" / "100.jpg")
+def test_yolox_finds_people_and_the_bicycle_on_a_real_ped2_frame():
+    import cv2
+
+    from hscvad.models.detection import YOLOX
+    from hscvad.models.registry import Runtime
+
+    img = cv2.cvtColor(cv2.imread(str(PED2 / "testing" / "frames" / "01" / "100.jpg")), cv2.COLOR_BGR2RGB)
+    det = YOLOX(MODELS / "yolox_nano_416x416.onnx", Runtime("cpu", 1), upscale=2.0).detect(img)
+    strong = det.select(det.scores > 0.5)
+    assert (strong.classes == 0).sum() >= 8  # many pedestrians
+    assert (det.select(det.scores > 0.3).classes == 1).any()  # the cyclist's bicycle
+    assert (strong.boxes[:, 2] <= 360).all() and (strong.boxes[:, 3] <= 240).all()

@@ -1,0 +1,176 @@
+"""The Snakemake workflow: lint, configuration errors, an end-to-end run on a real Ped2 subset
+(two training and two test videos with the real models), and what a rerun schedules."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+from conftest import MODELS, PED2, REPO, need_shared
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m",
+                   MODELS / "yolox_nano_416x416.onnx", MODELS / "deeplabv3_mobilenetv2_voc_257.onnx")
+
+
+def base_config(tmp: Path, **datasets) -> dict:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["datasets"] = datasets
+    for section, backend in (("detection", "yolox"), ("detection", "picodet"), ("appearance", "reid"),
+                             ("scene", "deeplabv3_voc")):
+        cfg[section][backend]["weights"] = str(MODELS / Path(cfg[section][backend]["weights"]).name)
+    return cfg
+
+
+def smk(workdir: Path, cfg: dict, *args, check=True, timeout=900):
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [*SNAKEMAKE, "-d", str(workdir), "--configfile", str(path), "--cores", "2", *args]
+    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    jobs = {}
+    table = output.split("Job stats:")[-1] if "Job stats:" in output else ""
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def test_lint_is_clean(tmp_path):
+    r = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lints for" not in (r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    cfg = base_config(tmp_path)
+    cfg["hsc"]["epoch"] = 3
+    r = smk(tmp_path, cfg, "-n", "results/x/auc.json", check=False)
+    assert r.returncode != 0
+    assert "hsc: Additional properties are not allowed ('epoch' was unexpected)" in r.stdout + r.stderr
+
+
+def test_missing_dataset_root_names_key_and_path(tmp_path):
+    cfg = base_config(tmp_path, gone={"adapter": "avenue", "root": str(tmp_path / "no_avenue_here")})
+    r = smk(tmp_path, cfg, "-n", "results/gone/auc.json", check=False)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "datasets.gone.root: dataset folder not found" in out and "no_avenue_here" in out
+
+
+@need_shared(PED2 / "training" / "frames")
+def test_missing_weights_names_key_and_path(tmp_path):
+    cfg = base_config(tmp_path, p=_subset(tmp_path))
+    cfg["scene"]["deeplabv3_voc"]["weights"] = str(tmp_path / "missing_seg.onnx")
+    r = smk(tmp_path, cfg, "-n", "results/p/auc.json", check=False)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "scene.deeplabv3_voc.weights: weights file not found" in out and "missing_seg.onnx" in out
+
+
+def _subset(tmp: Path) -> dict:
+    """Two training and two test Ped2 videos, linked in the frames layout, with their official labels."""
+    root = tmp / "ped2sub"
+    for split, vids in (("training", ["01", "02"]), ("testing", ["01", "02"])):
+        (root / split / "frames").mkdir(parents=True, exist_ok=True)
+        for v in vids:
+            (root / split / "frames" / v).symlink_to(PED2 / split / "frames" / v)
+    lines = [l for l in (PED2 / "testing" / "UCSDped2.m").read_text().splitlines() if "gt_frame" in l]
+    (root / "testing" / "UCSDped2.m").write_text("\n".join(lines[:2]) + "\n")
+    return {"adapter": "ucsd_ped", "root": str(root), "streams": ["appearance"],
+            "evaluation": {"reference": {"window": 60, "sigma": 6}, "strict": {"sigma": 6}}}
+
+
+@pytest.fixture(scope="module")
+def ped2_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg = base_config(tmp, ped2sub=_subset(tmp))
+    cfg["hsc"]["epochs"] = 5
+    r = smk(tmp, cfg, "results/ped2sub/auc.json", "--resources", "gpu=1")
+    return tmp, cfg, r
+
+
+@REAL
+@pytest.mark.e2e
+def test_end_to_end_outputs_and_schemas(ped2_run):
+    tmp, cfg, _ = ped2_run
+    res = tmp / "results" / "ped2sub"
+    auc = json.loads((res / "auc.json").read_text())
+    assert auc["dataset"] == "ped2sub" and auc["protocol"] == "strict"
+    assert auc["n_test_frames"] == 360 and auc["n_abnormal_frames"] == 120 + 86
+    for p in ("reference", "strict"):
+        for k in ("micro_auc", "macro_auc"):
+            assert 0.0 <= auc["protocols"][p][k] <= 1.0
+    assert auc["micro_auc"] == auc["protocols"]["strict"]["micro_auc"]
+    assert auc["protocols"]["reference"]["n_frames"] == 2 * (180 // 16) * 16
+    assert set(auc["streams"]) == {"appearance", "fused"}
+    assert auc["protocols"]["strict"]["micro_auc"] > 0.6  # real models, 2 training videos, 5 epochs
+    lines = (res / "frame_scores.csv").read_text().splitlines()
+    assert lines[0] == "video,frame,label,raw_appearance,strict,reference" and len(lines) == 361
+    plots = ("score_curves.png", "score_curves.pdf", "histogram.png", "scene_embedding.png", "object_embedding.png")
+    for plot in plots:
+        assert (res / "plots" / plot).stat().st_size > 5000
+    stages = {"tracks": "tracks", "objects": "objects", "scene": "scene"}
+    for folder, stage in stages.items():
+        for split in ("train", "test"):
+            for v in ("01", "02"):
+                with h5py.File(res / folder / split / f"{v}.h5") as f:
+                    assert f.attrs["stage"] == stage and int(f.attrs["format_version"]) == 1
+    with h5py.File(res / "objects" / "test" / "01.h5") as f:
+        assert f["feature"].shape[1] == 1280 and f["feature"].shape[0] == f["clip"].shape[0] > 0
+    with h5py.File(res / "scene" / "test" / "01.h5") as f:
+        assert f["feature"].shape == (12, 330)  # 180 frames / 16; 240/16 * 360/16 cells
+    with h5py.File(res / "scenes.h5") as f:
+        assert int(f.attrs["n_scenes"]) >= 1 and f["label"].shape[0] == 8 + 10
+    with h5py.File(res / "scores.h5") as f:
+        assert f["appearance"]["frame_score"].shape == (360,)
+    history = (res / "hsc" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 5
+    for rule in ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "evaluate"):
+        assert list((res / "logs" / rule).rglob("*.log")), rule
+        assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
+    assert not list(res.rglob("*.part"))
+
+
+@REAL
+@pytest.mark.e2e
+def test_second_run_schedules_nothing(ped2_run):
+    tmp, cfg, _ = ped2_run
+    r = smk(tmp, cfg, "-n", "results/ped2sub/auc.json")
+    assert planned_jobs(r.stdout) == {}, r.stdout
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+@REAL
+@pytest.mark.e2e
+def test_hsc_change_reruns_training_scoring_evaluation_only(ped2_run):
+    tmp, cfg, _ = ped2_run
+    changed = json.loads(json.dumps(cfg))
+    changed["hsc"]["epochs"] = 6
+    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {
+        "train_hsc": 1, "score": 1, "evaluate": 1}
+    changed = json.loads(json.dumps(cfg))
+    changed["evaluation"]["strict"]["sigma"] = 3
+    changed["datasets"]["ped2sub"]["evaluation"]["strict"]["sigma"] = 3
+    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {"evaluate": 1}
+    changed = json.loads(json.dumps(cfg))
+    changed["scene"]["frame_stride"] = 8
+    jobs = planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout)
+    assert jobs == {"scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "evaluate": 1}
+
+
+def test_ruff_is_clean():
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", str(REPO)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
