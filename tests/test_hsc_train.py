@@ -83,3 +83,9 @@ def test_scores_rank_outliers_above_training_samples(tmp_path):
     models, meta = load_checkpoint(path)
     m, bank = models["appearance"]
     assert np.allclose(score_samples(m, bank, data.feat, data.scene_feat, 0.5), normal, atol=1e-5)
+
+
+def test_every_sample_reaches_the_bank_when_one_is_left_over():
+    data = synthetic(n=65)  # 65 = 2 * 32 + 1
+    r = train_stream(data, {**CFG, "epochs": 1}, n_scenes=2, seed=0)
+    assert torch.allclose(r.bank.norm(dim=1), torch.ones(65), atol=1e-5)

@@ -92,16 +92,18 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     opt = _optimizer(cfg, model.parameters())
     bank = torch.zeros(n, cfg["architecture"]["latent"], device=dev)
     batch = min(int(cfg["batch_size"]), n)
+    starts = list(range(0, n, batch))
+    if n % batch == 1:  # BatchNorm needs >= 2 samples: a lone last sample joins the batch before it
+        starts.pop()
     history: list[dict[str, float]] = []
     epochs = int(cfg["epochs"])
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=gen).to(dev)
-        n_batches = n // batch if n % batch < 2 else n // batch + 1  # BatchNorm needs >= 2 samples
         sums: dict[str, float] = {}
         contrast = epoch > 0  # the bank holds every sample from the second epoch on
-        for b in range(n_batches):
-            idx = order[b * batch : (b + 1) * batch] if b < n_batches - 1 else order[b * batch :]
+        for lo, hi in zip(starts, [*starts[1:], n]):
+            idx = order[lo:hi]
             z = model.encode(f[idx], fb[idx])
             terms: dict[str, torch.Tensor] = {}
             if abl["loss_reconstruction"]:
