@@ -150,3 +150,42 @@ def test_missing_weights_names_key_and_path(tmp_path):
     f.write_bytes(b"abc")
     with pytest.raises(WeightsError, match="sha256"):
         resolve_weights(f, "k", sha256="0" * 64)
+
+
+def _scores_file(path, n_frames, T=4):
+    from hscvad.h5store import write_store
+
+    rng = np.random.default_rng(0)
+    with write_store(path, "scores", {"streams": ["appearance"], "tau": 0.5}) as f:
+        f["videos"] = np.array([b"b", b"c"])
+        f["n_frames"] = np.array(n_frames)
+        f.attrs["clip_length"] = T
+        f.attrs["train_stats"] = '{"appearance": {"mean": 1.0, "std": 0.5, "min": 0.2}}'
+        fs = rng.random(sum(n_frames)).astype(np.float32)
+        fs[:T] = np.nan  # a clip without objects
+        f.create_group("appearance")["frame_score"] = fs
+
+
+def test_evaluate_without_labels_writes_scores_and_plots(tmp_path):
+    from hscvad.stages import evaluate
+
+    write_frames(tmp_path / "own" / "train" / "a", 3)
+    write_frames(tmp_path / "own" / "test" / "b", 9)
+    write_frames(tmp_path / "own" / "test" / "c", 6)
+    _scores_file(tmp_path / "scores.h5", [9, 6])
+    params = {"evaluation": {"protocol": "strict", "reference": {"window": 5, "sigma": 1.0}, "strict": {"sigma": 1.0}}}
+    ds = {"adapter": "folder", "root": str(tmp_path / "own")}
+    out = evaluate.run("own", ds, str(tmp_path / "scores.h5"), str(tmp_path / "auc.json"), str(tmp_path / "f.csv"),
+                       str(tmp_path / "plots"), params)
+    assert out["has_labels"] is False and out["micro_auc"] is None and out["n_abnormal_frames"] is None
+    rows = (tmp_path / "f.csv").read_text().splitlines()
+    assert len(rows) == 1 + 15 and rows[1].startswith("b,0,-1,,")  # no-object frame: empty raw score
+    assert all((tmp_path / "plots" / p).stat().st_size > 1000 for p in ("score_curves.png", "histogram.png"))
+    # with labels of the wrong length the error names the label file
+    (tmp_path / "own" / "labels").mkdir()
+    np.save(tmp_path / "own" / "labels" / "b.npy", np.zeros(8))
+    np.save(tmp_path / "own" / "labels" / "c.npy", np.zeros(6))
+    with pytest.raises(Exception, match=r"b\.npy: 8 frame labels for a video of 9 frames"):
+        evaluate.run("own", ds, str(tmp_path / "scores.h5"), str(tmp_path / "auc2.json"), str(tmp_path / "g.csv"),
+                     str(tmp_path / "plots2"), params)
+    assert not (tmp_path / "auc2.json").exists()

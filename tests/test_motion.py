@@ -1,0 +1,115 @@
+"""Motion augmentation geometry (supplement Table 1), temporal cutting, selection and the classifier."""
+
+import numpy as np
+import pytest
+
+from hscvad.motion import augment as A
+from hscvad.motion.classifier import abnormal_probability, train_classifier
+
+pytestmark = pytest.mark.motion
+
+# a standing person, COCO order, image coordinates (y down)
+POSE = np.array([[50, 10], [48, 8], [52, 8], [45, 10], [55, 10], [42, 25], [58, 25], [38, 45], [62, 45],
+                 [36, 62], [64, 62], [45, 65], [55, 65], [44, 90], [56, 90], [44, 115], [56, 115]], float)
+# links Table 1 keeps rigid (a shoulder turns about its ear without its hip: 5-11 and 6-12 may stretch)
+BONES = [(3, 5), (4, 6), (5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16)]
+
+
+def seq(n=3, t=4):
+    s = np.repeat(np.repeat(POSE[None, None], t, 1), n, 0)
+    s = s + np.arange(t)[None, :, None, None]  # walking right/down
+    return np.concatenate([s, np.full((n, t, 17, 1), 0.9)], -1)
+
+
+def bone_lengths(s):
+    return np.stack([np.linalg.norm(s[..., a, :2] - s[..., b, :2], axis=-1) for a, b in BONES], -1)
+
+
+def test_rotation_keeps_bone_lengths_and_head_and_scores():
+    s = seq()
+    rng = np.random.default_rng(0)
+    out = A.spatial(s, rng, p=1.0)
+    assert np.allclose(bone_lengths(out), bone_lengths(s))
+    assert np.array_equal(out[:, :, A.HEAD], s[:, :, A.HEAD])
+    assert np.array_equal(out[..., 2], s[..., 2])
+
+
+def test_rotation_angle_is_exact_and_only_descendants_move():
+    s = seq(n=1)
+    angles = np.zeros((1, 17))
+    apply = np.zeros((1, 17), bool)
+    angles[0, 7], apply[0, 7] = 30.0, True  # left elbow about the left shoulder
+    out = A.rotate(s, angles, apply)
+    moved = np.flatnonzero(np.any(np.abs(out - s) > 1e-9, axis=(0, 1, 3)))
+    assert moved.tolist() == [7, 9]
+    for k in (7, 9):
+        before = s[0, 0, k, :2] - s[0, 0, 5, :2]
+        after = out[0, 0, k, :2] - out[0, 0, 5, :2]
+        ang = np.degrees(np.arctan2(after[1], after[0]) - np.arctan2(before[1], before[0]))
+        assert ang == pytest.approx(30.0)
+
+
+def test_descendants_follow_a_rotated_parent():
+    s = seq(n=1)
+    angles = np.zeros((1, 17))
+    apply = np.zeros((1, 17), bool)
+    angles[0, 11], apply[0, 11] = 10.0, True  # left hip about the left shoulder: knee and ankle follow
+    angles[0, 13], apply[0, 13] = -45.0, True  # then the knee about the hip's new position
+    out = A.rotate(s, angles, apply)
+    assert np.allclose(bone_lengths(out), bone_lengths(s))
+    moved = np.flatnonzero(np.any(np.abs(out - s) > 1e-9, axis=(0, 1, 3)))
+    assert moved.tolist() == [11, 13, 15]
+
+
+def test_drawn_angles_lie_in_their_ranges():
+    angles, apply = A.draw_spatial(20000, np.random.default_rng(1), p=0.5)
+    for k, (_, _, (lo, hi)) in A.TABLE1.items():
+        assert lo <= angles[:, k].min() and angles[:, k].max() <= hi
+        assert apply[:, k].mean() == pytest.approx(0.5, abs=0.02)
+    assert not apply[:, list(A.HEAD)].any()
+
+
+def test_temporal_cutting_rate_and_zeroing():
+    s = seq(n=500, t=16)
+    out, keep = A.temporal_cut(s, np.random.default_rng(2), p=0.5)
+    assert keep.mean() == pytest.approx(0.5, abs=0.02)
+    assert np.all(out[~keep] == 0) and np.array_equal(out[keep], s[keep])
+
+
+def test_four_variants():
+    s = seq(n=50, t=16)
+    v = A.variants(s, np.random.default_rng(3))
+    assert set(v) == set(A.VARIANTS)
+    assert v["spatial"][1].all() and not v["temporal"][1].all()
+    for name, (x, keep) in v.items():
+        assert x.shape == s.shape
+        assert np.all(x[~keep] == 0), name
+        if name != "temporal":
+            kept = keep[:, :, None] & np.ones((1, 1, len(BONES)), bool)
+            assert np.allclose(bone_lengths(x)[kept], bone_lengths(s)[kept]), name
+
+
+def test_selection_thresholds_and_modes():
+    train = np.linspace(0, 10, 1001)
+    err = np.array([0.5, 1.9, 2.1, 5.0, 8.1, 9.5, 30.0])
+    norm = A.normalised_error(err, train)
+    idx, y = A.select(norm, 0.2, 0.8, "MA-,+")
+    assert idx.tolist() == [0, 1, 4, 5, 6] and y.tolist() == [0, 0, 1, 1, 1]
+    idx, y = A.select(norm, 0.2, 0.8, "MA-")
+    assert idx.tolist() == [0, 1] and y.tolist() == [0, 0]
+    with pytest.raises(ValueError):
+        A.select(norm, mode="MA+")
+
+
+def test_classifier_shapes_and_training_lowers_the_loss():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (200, 20)), rng.normal(1.5, 1, (200, 20))]).astype(np.float32)
+    y = np.r_[np.zeros(200, int), np.ones(200, int)]
+    model, hist = train_classifier(x, y, epochs=30, seed=0)
+    assert hist[-1] < hist[0]
+    assert model.fc1.out_features == 512 and model.fc2.out_features == 32 and model.fc3.out_features == 2
+    p = abnormal_probability(model, x)
+    assert p.shape == (400,) and ((0 <= p) & (p <= 1)).all()
+    assert p[200:].mean() > p[:200].mean() + 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        train_classifier(x[:10], np.zeros(10, int))
