@@ -14,6 +14,7 @@ include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/parse.smk"
 include: "rules/features.smk"
+include: "rules/motion.smk"
 include: "rules/hsc.smk"
 include: "rules/evaluate.smk"
 

@@ -14,6 +14,7 @@ STAGES = {
     "scene": "scene",
     "scene-labels": "scene_labels",
     "train-hsc": "train_hsc",
+    "pose": "pose",
     "score": "score",
     "evaluate": "evaluate",
     "fetch": "fetch",
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--dataset", default=None)
         return s
 
-    for name in ("detect-track", "appearance", "scene"):
+    for name in ("detect-track", "appearance", "scene", "pose"):
         s = stage(name, f"per-video stage {name}")
         s.add_argument("--split", required=True)
         s.add_argument("--video", required=True)

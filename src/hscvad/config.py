@@ -17,7 +17,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 
 #: backends each model preset selects for the stages whose ``backend`` is null
 PRESETS: dict[str, dict[str, str]] = {
-    "offline": {"detection": "yolox", "appearance": "efficientnet_lite0", "scene": "deeplabv3_voc"},
+    "offline": {"detection": "yolox", "appearance": "efficientnet_lite0", "scene": "deeplabv3_voc",
+                "pose": "movenet"},
 }
 
 DEFAULT_ARCHITECTURE = {
@@ -126,6 +127,10 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         sc = config["scene"]
         keep = ("backend", "cell", "frame_stride", "foreground_classes", sc["backend"])
         return {"dataset": ds, "clip_length": T, "scene": {k: sc[k] for k in keep}}
+    if stage == "pose":
+        pose = config["pose"]
+        keep = ("backend", "min_track_length", pose["backend"])
+        return {"dataset": ds, "pose": {k: pose[k] for k in keep}}
     if stage == "scene_labels":
         return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
     if stage == "train_hsc":

@@ -13,32 +13,35 @@ import numpy as np
 from .registry import APPEARANCE, Runtime, onnx_session, resolve_weights
 
 
+def crop_windows(boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
+                 keep_aspect: bool = True) -> np.ndarray:
+    """Crop windows (N, 4) as x0, y0, width, height: ``context`` times each box around its centre,
+    widened to the output's aspect ratio with ``keep_aspect`` so objects are not distorted."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    oh, ow = out_hw
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    bw = np.maximum(boxes[:, 2] - boxes[:, 0], 2.0) * context
+    bh = np.maximum(boxes[:, 3] - boxes[:, 1], 2.0) * context
+    if keep_aspect:
+        target = ow / oh
+        wider = bw / bh < target
+        bw, bh = np.where(wider, bh * target, bw), np.where(wider, bh, bw / target)
+    return np.stack([cx - bw / 2, cy - bh / 2, bw, bh], 1)
+
+
 def crop_boxes(frame: np.ndarray, boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
                keep_aspect: bool = True) -> np.ndarray:
-    """Crop boxes (N, 4) out of ``frame`` with ``context`` times their size, resized to ``out_hw``.
-
-    With ``keep_aspect`` the crop window is widened to the output's aspect ratio around the box
-    centre, so objects are not distorted; parts outside the frame are zero.
-    """
+    """Crop boxes (N, 4) out of ``frame`` through :func:`crop_windows`, resized to ``out_hw``;
+    parts outside the frame are zero."""
     import cv2
 
     oh, ow = out_hw
-    H, W = frame.shape[:2]
-    out = np.zeros((len(boxes), oh, ow, 3), np.uint8)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):  # per crop: cv2 resizes one image at a time
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        bw, bh = max(x2 - x1, 2.0) * context, max(y2 - y1, 2.0) * context
-        if keep_aspect:
-            target = ow / oh
-            if bw / bh < target:
-                bw = bh * target
-            else:
-                bh = bw / target
-        # affine map from the crop window to the output, zero outside the frame
+    windows = crop_windows(boxes, out_hw, context, keep_aspect)
+    out = np.zeros((len(windows), oh, ow, 3), np.uint8)
+    for i, (x0, y0, bw, bh) in enumerate(windows):  # per crop: cv2 warps one image at a time
         sx, sy = ow / bw, oh / bh
-        m = np.array([[sx, 0, -(cx - bw / 2) * sx], [0, sy, -(cy - bh / 2) * sy]], np.float32)
+        m = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], np.float32)
         out[i] = cv2.warpAffine(frame, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    del H, W
     return out
 
 

@@ -60,6 +60,7 @@ DETECTORS = Registry("detector")
 TRACKERS = Registry("tracker")
 APPEARANCE = Registry("appearance")
 SCENE = Registry("scene")
+POSE = Registry("pose")
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

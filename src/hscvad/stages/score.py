@@ -7,6 +7,8 @@ so the strict protocol can normalise with training statistics. Output layout ``s
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..features import load_samples
@@ -77,7 +79,7 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
         f["videos"] = np.array(test_ref.videos, dtype=object).astype("S")
         f["n_frames"] = test_ref.n_frames
         f.attrs["clip_length"] = test_ref.clip_length
-        f.attrs["train_stats"] = __import__("json").dumps(stats)
+        f.attrs["train_stats"] = json.dumps(stats)
         clip_scene = assign_scenes(np.concatenate(test_ref.clip_scene_feat), scenes["centroid"])
         f["test_clip_scene"] = clip_scene.astype(np.int32)
     return result
