@@ -69,6 +69,24 @@ def P(stage):
     return lambda wildcards: params_json(config, wildcards.dataset, stage)
 
 
+STREAM_FILES = {
+    "appearance": "results/{dataset}/objects/{split}/{video}.h5",
+    "motion": "results/{dataset}/motion/{split}/{video}.h5",
+}
+
+
+def stream_inputs(split, stream):
+    """Per-video feature files of one stream, or nothing when the dataset does not use it."""
+
+    def inputs(wildcards):
+        if stream not in config["datasets"][wildcards.dataset]["streams"]:
+            return []
+        return expand(STREAM_FILES[stream], dataset=wildcards.dataset, split=split,
+                      video=videos(wildcards.dataset, split))
+
+    return inputs
+
+
 FETCHABLE = config["fetch"].get("models", {})
 
 

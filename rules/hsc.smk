@@ -23,7 +23,8 @@ rule scene_labels:
 
 rule train_hsc:
     input:
-        objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "train"),
+        objects=stream_inputs("train", "appearance"),
+        motion=stream_inputs("train", "motion"),
         scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
         labels="results/{dataset}/scenes.h5",
     output:
@@ -43,16 +44,18 @@ rule train_hsc:
         "../envs/hsc.yaml"
     shell:
         "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
-        " --objects {input.objects} --scenes {input.scenes} --scene-labels {input.labels}"
+        " --objects {input.objects} --motion {input.motion} --scenes {input.scenes} --scene-labels {input.labels}"
         " --output {output.model} --history {output.history} 2> {log}"
 
 
 rule score:
     input:
         model="results/{dataset}/hsc/model.pt",
-        train_objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "train"),
+        train_objects=stream_inputs("train", "appearance"),
+        train_motion=stream_inputs("train", "motion"),
         train_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
-        test_objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "test"),
+        test_objects=stream_inputs("test", "appearance"),
+        test_motion=stream_inputs("test", "motion"),
         test_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "test"),
         labels="results/{dataset}/scenes.h5",
     output:
@@ -72,6 +75,7 @@ rule score:
         "../envs/hsc.yaml"
     shell:
         "python -m hscvad.cli score --params {params.p:q} --threads {threads} --device {params.device} --model {input.model}"
-        " --train-objects {input.train_objects} --train-scenes {input.train_scenes}"
-        " --test-objects {input.test_objects} --test-scenes {input.test_scenes}"
+        " --train-objects {input.train_objects} --train-motion {input.train_motion}"
+        " --train-scenes {input.train_scenes} --test-objects {input.test_objects}"
+        " --test-motion {input.test_motion} --test-scenes {input.test_scenes}"
         " --scene-labels {input.labels} --output {output.scores} --plot {output.embedding} 2> {log}"

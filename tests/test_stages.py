@@ -189,3 +189,53 @@ def test_evaluate_without_labels_writes_scores_and_plots(tmp_path):
         evaluate.run("own", ds, str(tmp_path / "scores.h5"), str(tmp_path / "auc2.json"), str(tmp_path / "g.csv"),
                      str(tmp_path / "plots2"), params)
     assert not (tmp_path / "auc2.json").exists()
+
+
+from hscvad.models.pose import POSE, PoseModel  # noqa: E402
+
+
+@POSE.register("test_box_corners")
+class BoxCorners(PoseModel):
+    """Keypoints spread over the box: a deterministic stand-in pose backend."""
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        return cls()
+
+    def keypoints(self, frame, boxes):
+        t = np.linspace(0, 1, 17)
+        x = boxes[:, :1] + t * (boxes[:, 2:3] - boxes[:, :1])
+        y = boxes[:, 1:2] + t * (boxes[:, 3:4] - boxes[:, 1:2])
+        return np.stack([x, y, np.full_like(x, 0.9)], -1).astype(np.float32)
+
+
+@pytest.mark.motion
+@pytest.mark.parametrize("min_len,expected", [(10, 0), (9, 3)])
+def test_pose_and_motion_respect_the_tracklet_length(tmp_path, min_len, expected):
+    from hscvad.stages import motion, pose
+
+    ds = _folder_ds(tmp_path)  # train/a: one person tracked in all 10 frames
+    t, p, m = tmp_path / "t.h5", tmp_path / "p.h5", tmp_path / "m.h5"
+    detect_track.run("own", ds, "train", "a", str(t), PARAMS, RT)
+    params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": min_len, "test_box_corners": {}},
+              "motion": {"backend": "skeleton", "min_score": 0.2}}
+    pose.run("own", ds, "train", "a", str(t), str(p), params, RT)
+    info = motion.run(str(t), str(p), str(m), params)
+    arr, _ = read_arrays(m, "motion")
+    assert info["n_samples"] == expected and arr["feature"].shape == (expected, 156)  # 10 frames, clips of 4
+    if expected:
+        assert arr["tracked"].sum() == 10 and np.isfinite(arr["feature"]).all()
+
+
+@pytest.mark.motion
+def test_video_without_person_gives_empty_motion_file(tmp_path):
+    from hscvad.stages import motion, pose
+
+    ds = _folder_ds(tmp_path)
+    t, p, m = tmp_path / "t.h5", tmp_path / "p.h5", tmp_path / "m.h5"
+    detect_track.run("own", ds, "test", "blank", str(t), PARAMS, RT)
+    params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": 0, "test_box_corners": {}},
+              "motion": {"backend": "skeleton", "min_score": 0.2}}
+    assert pose.run("own", ds, "test", "blank", str(t), str(p), params, RT)["n_persons"] == 0
+    assert motion.run(str(t), str(p), str(m), params)["n_samples"] == 0
+    assert read_arrays(m, "motion")[0]["keypoints"].shape == (0, 4, 17, 3)

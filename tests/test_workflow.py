@@ -174,3 +174,31 @@ def test_ruff_is_clean():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", str(REPO)],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@REAL
+@pytest.mark.e2e
+@pytest.mark.motion
+def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path):
+    import shutil
+
+    src, cfg, _ = ped2_run
+    work = tmp_path / "two"
+    shutil.copytree(src, work, symlinks=True)  # keeps mtimes and Snakemake's metadata
+    two = json.loads(json.dumps(cfg))
+    two["datasets"]["ped2sub"]["streams"] = ["appearance", "motion"]
+    two["pose"]["movenet"]["weights"] = str(MODELS / "movenet_singlepose_lightning_int8_4.tflite")
+    jobs = planned_jobs(smk(work, two, "-n", "results/ped2sub/auc.json").stdout)
+    assert jobs == {"pose": 4, "motion": 4, "train_hsc": 1, "score": 1, "evaluate": 1}
+    smk(work, two, "results/ped2sub/auc.json", "--resources", "gpu=1")
+    res = work / "results" / "ped2sub"
+    auc = json.loads((res / "auc.json").read_text())
+    assert set(auc["streams"]) == {"appearance", "motion", "fused"}
+    for s in auc["streams"].values():
+        for p in ("reference", "strict"):
+            assert 0.0 <= s["protocols"][p]["micro_auc"] <= 1.0
+    with h5py.File(res / "motion" / "train" / "01.h5") as f:
+        assert f.attrs["stage"] == "motion" and f["feature"].shape[1] == 156 and f["feature"].shape[0] > 10
+        assert f["keypoints"].shape[1:] == (16, 17, 3)
+    with h5py.File(res / "scores.h5") as f:
+        assert set(f.attrs["streams"]) == {"appearance", "motion"}

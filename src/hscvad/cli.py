@@ -15,6 +15,7 @@ STAGES = {
     "scene-labels": "scene_labels",
     "train-hsc": "train_hsc",
     "pose": "pose",
+    "motion": "motion",
     "score": "score",
     "evaluate": "evaluate",
     "fetch": "fetch",
@@ -39,21 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--video", required=True)
         s.add_argument("--input", default=None)
         s.add_argument("--output", required=True)
+    s = stage("motion", "per-video motion features from skeletons")
+    s.add_argument("--tracks", required=True)
+    s.add_argument("--pose", required=True)
+    s.add_argument("--output", required=True)
     s = stage("scene-labels", "scene pseudo-labels")
     s.add_argument("--inputs", nargs="+", required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--plot", required=True)
     s = stage("train-hsc", "train the HSC autoencoders")
-    s.add_argument("--objects", nargs="+", required=True)
+    s.add_argument("--objects", nargs="*", default=[], help="appearance files of the training videos")
+    s.add_argument("--motion", nargs="*", default=[], help="motion files of the training videos")
     s.add_argument("--scenes", nargs="+", required=True)
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--history", required=True)
     s = stage("score", "score test samples and frames")
     s.add_argument("--model", required=True)
-    s.add_argument("--train-objects", nargs="+", required=True)
+    s.add_argument("--train-objects", nargs="*", default=[])
+    s.add_argument("--train-motion", nargs="*", default=[])
     s.add_argument("--train-scenes", nargs="+", required=True)
-    s.add_argument("--test-objects", nargs="+", required=True)
+    s.add_argument("--test-objects", nargs="*", default=[])
+    s.add_argument("--test-motion", nargs="*", default=[])
     s.add_argument("--test-scenes", nargs="+", required=True)
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)

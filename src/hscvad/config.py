@@ -24,6 +24,8 @@ PRESETS: dict[str, dict[str, str]] = {
 DEFAULT_ARCHITECTURE = {
     # supplement 3.2: appearance encoder [2048, 1280], decoder [1152, 1024 = feature size]
     "appearance": {"encoder_hidden": [2048], "latent": 1280, "decoder_hidden": [1152]},
+    # motion encoder [1792, 1280], decoder [1024, feature size] (the paper's 512-d PoseConv3D feature)
+    "motion": {"encoder_hidden": [1792], "latent": 1280, "decoder_hidden": [1024]},
 }
 
 
@@ -131,13 +133,18 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         pose = config["pose"]
         keep = ("backend", "min_track_length", pose["backend"])
         return {"dataset": ds, "pose": {k: pose[k] for k in keep}}
+    if stage == "motion":
+        return {"clip_length": T, "motion": {k: config["motion"][k] for k in ("backend", "min_score")}}
     if stage == "scene_labels":
         return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
     if stage == "train_hsc":
         streams = config["datasets"][dataset]["streams"]
         hsc = copy.deepcopy(config["hsc"])
         hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
-        return {"seed": config["seed"], "streams": streams, "hsc": hsc}
+        out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
+        if "motion" in streams:
+            out["motion_classes"] = config["motion"]["n_classes"]
+        return out
     if stage == "score":
         return {"streams": config["datasets"][dataset]["streams"],
                 "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")}}

@@ -51,8 +51,9 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             if name not in models:
                 raise KeyError(f"{model_path}: no trained '{name}' stream (trained: {list(models)})")
             model, bank = models[name]
-            train = load_samples(*split_files["train"])
-            test = load_samples(*split_files["test"])
+            stage = "motion" if name == "motion" else "objects"
+            train = load_samples(*split_files["train"], stage)
+            test = load_samples(*split_files["test"], stage)
             tr = score_samples(model, bank, prepare_features(train.feat, cfg["feature_norm"]), train.scene_feat, tau)
             te = score_samples(model, bank, prepare_features(test.feat, cfg["feature_norm"]), test.scene_feat, tau)
             stats[name] = _stats(tr)
@@ -86,7 +87,8 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
 
 
 def main(args) -> None:
-    streams = {"appearance": {"train": (args.train_objects, args.train_scenes),
-                              "test": (args.test_objects, args.test_scenes)}}
+    files = {"appearance": (args.train_objects, args.test_objects), "motion": (args.train_motion, args.test_motion)}
+    streams = {s: {"train": (files[s][0], args.train_scenes), "test": (files[s][1], args.test_scenes)}
+               for s in args.params["streams"]}
     run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads),
         plot=args.plot)

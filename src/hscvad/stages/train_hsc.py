@@ -18,6 +18,16 @@ from ..models.registry import Runtime
 from .common import log, progress
 
 
+def motion_classes(feat: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Object classes of the motion stream's object-level contrast (the paper uses PoseConv3D's
+    predicted action): k-means clusters of the standardised training motion features."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, len(feat)))
+    z = (feat - feat.mean(0)) / np.maximum(feat.std(0), 1e-6)
+    return KMeans(k, random_state=seed, n_init=4).fit_predict(z).astype(np.int64)
+
+
 def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_model: str, out_history: str,
         params: dict, runtime: Runtime) -> dict:
     cfg = params["hsc"]
@@ -27,14 +37,19 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
     results, stream_cfg = {}, {}
     rows = []
     for name, (object_files, scene_files) in streams.items():
-        s = load_samples(object_files, scene_files)
+        s = load_samples(object_files, scene_files, "motion" if name == "motion" else "objects")
         if len(s.feat) < 2:
-            raise ValueError(
-                f"train_hsc: stream '{name}' has {len(s.feat)} training object samples; the detector found "
-                "(almost) nothing in the training videos (check detection.score_threshold and the classes)"
-            )
+            why = ("no person is tracked for more than pose.min_track_length frames in the training videos "
+                   "(the motion stream needs people; remove 'motion' from datasets.<name>.streams)"
+                   if name == "motion" else
+                   "the detector found (almost) nothing in the training videos (check "
+                   "detection.score_threshold and detection.classes)")
+            raise ValueError(f"train_hsc: stream '{name}' has {len(s.feat)} training samples: {why}")
+        cls = s.cls
+        if name == "motion":  # the offline motion "class": k-means prototypes of training motion features
+            cls = motion_classes(s.feat, int(params["motion_classes"]), seed)
         data = StreamData(prepare_features(s.feat, cfg["feature_norm"]), s.scene_feat,
-                          scene_labels_for(s, scenes_file), s.cls)
+                          scene_labels_for(s, scenes_file), cls)
         log.info("train_hsc: stream %s, %d samples, feature %d-d, scene %d-d, %d scene(s), %d object class(es)",
                  name, len(data), data.feat.shape[1], data.scene_feat.shape[1], n_scenes,
                  len(np.unique(data.cls)))
@@ -58,5 +73,6 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
 
 
 def main(args) -> None:
-    streams = {"appearance": (args.objects, args.scenes)}
+    files = {"appearance": args.objects, "motion": args.motion}
+    streams = {s: (files[s], args.scenes) for s in args.params["streams"]}
     run(streams, args.scene_labels, args.output, args.history, args.params, Runtime.resolve(args.device, args.threads))

@@ -1,0 +1,67 @@
+"""Rule ``motion``: one motion feature per person sample (one long track within one clip).
+
+Samples are the persons that got a skeleton in the ``pose`` stage (tracks with more than
+``pose.min_track_length`` tracked frames). The offline backend ``skeleton`` is the descriptor of
+:mod:`hscvad.motion.descriptor`. Output layout ``motion``: the ``objects`` layout plus the clip's
+keypoint sequences, kept for motion augmentation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..h5store import read_arrays, write_store
+from ..models.registry import Runtime
+from ..motion.descriptor import DIM, skeleton_descriptor
+from .appearance import object_samples
+from .common import log
+
+
+def sequences(frame: np.ndarray, track: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, T: int):
+    """Scatter pose rows into per-sample clip arrays: (uniq (clip, track), keypoints (S, T, 17, 3),
+    boxes (S, T, 4), tracked (S, T))."""
+    sample, uniq = object_samples(frame, track, T)
+    S = len(uniq)
+    t = frame % T
+    K = np.zeros((S, T, 17, 3), np.float32)
+    B = np.zeros((S, T, 4), np.float32)
+    M = np.zeros((S, T), bool)
+    K[sample, t] = kpts
+    B[sample, t] = boxes
+    M[sample, t] = True
+    return uniq, K, B, M
+
+
+def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | None = None) -> dict:
+    cfg = params["motion"]
+    if cfg["backend"] != "skeleton":
+        raise ValueError(f"motion.backend: unknown backend {cfg['backend']!r} (offline: skeleton)")
+    T = int(params["clip_length"])
+    tr, attrs = read_arrays(tracks, "tracks")
+    pz, pattrs = read_arrays(pose_file, "pose")
+    rows = pz["row"]
+    uniq, K, B, M = sequences(tr["frame"][rows], tr["track_id"][rows], pz["keypoints"], tr["box"][rows], T)
+    S = len(uniq)
+    feat = skeleton_descriptor(K, B, M, float(cfg["min_score"]), (int(attrs["height"]), int(attrs["width"])))
+    if S == 0:
+        log.warning("%s: no person sample with a skeleton (no person track longer than %s frames)",
+                    attrs["video"], pattrs["min_track_length"])
+    n_boxes = M.sum(1)
+    out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
+                 "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": cfg["backend"], "dim": DIM,
+                 "min_score": float(cfg["min_score"]), "class_names": attrs["class_names"]}
+    with write_store(out, "motion", out_attrs) as f:
+        f["feature"] = feat.reshape(S, DIM)
+        f["clip"] = uniq[:, 0].astype(np.int32) if S else np.zeros(0, np.int32)
+        f["track_id"] = uniq[:, 1].astype(np.int32) if S else np.zeros(0, np.int32)
+        f["class_id"] = np.zeros(S, np.int16)  # persons; the motion class is assigned when training
+        f["n_boxes"] = n_boxes.astype(np.int32)
+        f["box"] = (B.sum(1) / np.maximum(n_boxes, 1)[:, None]).astype(np.float32)
+        f["keypoints"] = K
+        f["tracked"] = M
+    log.info("%s/%s: %d person samples with motion features", attrs["split"], attrs["video"], S)
+    return {"n_samples": S}
+
+
+def main(args) -> None:
+    run(args.tracks, args.pose, args.output, args.params, Runtime.resolve(args.device, args.threads))
