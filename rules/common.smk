@@ -14,7 +14,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 # .venv/bin/snakemake without activating the venv); a rule's conda environment still comes first.
 os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
-from hscvad.config import ConfigError, load_schema, params_json, validate  # noqa: E402
+from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, params_json, validate  # noqa: E402
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
 from hscvad.config import dataset_cfg  # noqa: E402
 

@@ -58,6 +58,10 @@ rule score:
         test_motion=stream_inputs("test", "motion"),
         test_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "test"),
         labels="results/{dataset}/scenes.h5",
+        classifier=lambda w: (["results/{dataset}/motion_augmentation/classifier.pt"]
+                              if motion_augmentation_mode(config, w.dataset) == "MA-,+" else []),
+        motion_model=lambda w: (["results/{dataset}/motion_augmentation/model_ma.pt"]
+                                if motion_augmentation_mode(config, w.dataset) == "MA-" else []),
     output:
         scores="results/{dataset}/scores.h5",
         embedding=report("results/{dataset}/plots/object_embedding.png", category="Features"),
@@ -78,4 +82,6 @@ rule score:
         " --train-objects {input.train_objects} --train-motion {input.train_motion}"
         " --train-scenes {input.train_scenes} --test-objects {input.test_objects}"
         " --test-motion {input.test_motion} --test-scenes {input.test_scenes}"
-        " --scene-labels {input.labels} --output {output.scores} --plot {output.embedding} 2> {log}"
+        " --scene-labels {input.labels} --classifier {input.classifier} --motion-model {input.motion_model}"
+        " --output {output.scores}"
+        " --plot {output.embedding} 2> {log}"

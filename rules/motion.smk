@@ -43,3 +43,80 @@ rule motion:
     shell:
         "python -m hscvad.cli motion --params {params.p:q} --tracks {input.tracks} --pose {input.pose}"
         " --output {output} 2> {log}"
+
+
+rule augment_motion:
+    input:
+        model="results/{dataset}/hsc/model.pt",
+        motion=per_video("results/{dataset}/motion/{split}/{video}.h5", "train"),
+        scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+    output:
+        "results/{dataset}/motion_augmentation/augmented.h5",
+    params:
+        p=P("augment_motion"),
+        device=DEVICE,
+    log:
+        stage_log("augment_motion"),
+    benchmark:
+        stage_benchmark("augment_motion")
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/hsc.yaml"
+    shell:
+        "python -m hscvad.cli augment-motion --params {params.p:q} --threads {threads} --device {params.device}"
+        " --model {input.model} --motion {input.motion} --scenes {input.scenes} --output {output} 2> {log}"
+
+
+rule train_motion_classifier:
+    input:
+        augmented="results/{dataset}/motion_augmentation/augmented.h5",
+        motion=per_video("results/{dataset}/motion/{split}/{video}.h5", "train"),
+        scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+    output:
+        model="results/{dataset}/motion_augmentation/classifier.pt",
+        history="results/{dataset}/motion_augmentation/classifier_history.csv",
+    params:
+        p=P("train_motion_classifier"),
+        device=DEVICE,
+    log:
+        stage_log("train_motion_classifier"),
+    benchmark:
+        stage_benchmark("train_motion_classifier")
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/hsc.yaml"
+    shell:
+        "python -m hscvad.cli train-motion-classifier --params {params.p:q} --threads {threads}"
+        " --device {params.device} --input {input.augmented} --motion {input.motion} --scenes {input.scenes}"
+        " --output {output.model} --history {output.history} 2> {log}"
+
+
+rule retrain_motion:
+    input:
+        augmented="results/{dataset}/motion_augmentation/augmented.h5",
+        motion=per_video("results/{dataset}/motion/{split}/{video}.h5", "train"),
+        scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+        labels="results/{dataset}/scenes.h5",
+    output:
+        model="results/{dataset}/motion_augmentation/model_ma.pt",
+        history="results/{dataset}/motion_augmentation/history_ma.csv",
+    params:
+        p=P("retrain_motion"),
+        device=DEVICE,
+    log:
+        stage_log("retrain_motion"),
+    benchmark:
+        stage_benchmark("retrain_motion")
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/hsc.yaml"
+    shell:
+        "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
+        " --motion {input.motion} --scenes {input.scenes} --scene-labels {input.labels}"
+        " --augmented {input.augmented} --output {output.model} --history {output.history} 2> {log}"

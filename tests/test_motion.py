@@ -195,3 +195,74 @@ def test_pose_on_real_avenue_people(tmp_path):
     conf = k[:, :, 2] >= 0.5
     inside = (np.abs(k[:, :, 0] - cx[:, None]) <= half[:, None]) & (np.abs(k[:, :, 1] - cy[:, None]) <= half[:, None])
     assert inside[conf].mean() > 0.95
+    # motion features of those skeletons: one per long person track and clip, all finite
+    from hscvad.stages import motion
+
+    m_params = {"clip_length": 16, "motion": {"backend": "skeleton", "min_score": 0.2}}
+    n = motion.run(str(tmp_path / "t.h5"), str(tmp_path / "p.h5"), str(tmp_path / "m.h5"), m_params)["n_samples"]
+    feats, _ = read_arrays(tmp_path / "m.h5", "motion")
+    assert n > 20 and feats["feature"].shape == (n, 156) and np.isfinite(feats["feature"]).all()
+    assert feats["tracked"].sum() == len(arr["row"])  # every skeleton lands in exactly one sample
+
+
+def _augmented_file(path, labels, n_candidates=40):
+    from hscvad.h5store import write_store
+
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    attrs = {"mode": "MA-,+", "t_norm": 0.2, "t_abn": 0.8, "n_candidates": n_candidates,
+             "n_normal": int((np.asarray(labels) == 0).sum()), "n_abnormal": int((np.asarray(labels) == 1).sum())}
+    with write_store(path, "augmented", attrs) as f:
+        f["feature"] = rng.normal(size=(n, 156)).astype(np.float32)
+        f["scene_feature"] = np.full((n, 6), 0.4, np.float32)
+        f["label"] = np.asarray(labels, np.int8)
+
+
+def _motion_files(tmp_path, n=30):
+    from hscvad.h5store import write_store
+
+    rng = np.random.default_rng(1)
+    m, s = tmp_path / "m.h5", tmp_path / "s.h5"
+    base = {"dataset": "d", "split": "train", "video": "v", "n_frames": 40, "clip_length": 4}
+    with write_store(m, "motion", {**base, "dim": 156}) as f:
+        f["feature"] = rng.normal(size=(n, 156)).astype(np.float32)
+        f["clip"] = np.arange(n) % 10
+        f["class_id"] = np.zeros(n, np.int16)
+    with write_store(s, "scene", base) as f:
+        f["feature"] = np.full((10, 6), 0.4, np.float32)
+    return [str(m)], [str(s)]
+
+
+PARAMS_CLF = {"seed": 0, "hsc": {"feature_norm": "none"},
+              "motion_augmentation": {"fallback": "error",
+                                      "classifier": {"epochs": 5, "lr": 1e-3, "batch_size": 16, "weight_decay": 0}}}
+
+
+def test_classifier_stage_stops_with_a_clear_message_when_nothing_is_abnormal(tmp_path):
+    from hscvad.models.registry import Runtime
+    from hscvad.stages import train_motion_classifier as T
+
+    motion, scenes = _motion_files(tmp_path)
+    _augmented_file(tmp_path / "a.h5", [0] * 5)
+    with pytest.raises(ValueError, match=r"no augmented sample scored above T_abn=0\.8 .*fallback: autoencoder"):
+        T.run(str(tmp_path / "a.h5"), motion, scenes, str(tmp_path / "c.pt"), str(tmp_path / "h.csv"), PARAMS_CLF,
+              Runtime())
+    assert not (tmp_path / "c.pt").exists()
+    params = {**PARAMS_CLF, "motion_augmentation": {**PARAMS_CLF["motion_augmentation"], "fallback": "autoencoder"}}
+    info = T.run(str(tmp_path / "a.h5"), motion, scenes, str(tmp_path / "c.pt"), str(tmp_path / "h.csv"), params,
+                 Runtime())
+    assert info["n_abnormal"] == 0 and T.load_classifier(str(tmp_path / "c.pt")) is None
+
+
+def test_classifier_stage_trains_on_originals_and_selected_samples(tmp_path):
+    from hscvad.models.registry import Runtime
+    from hscvad.stages import train_motion_classifier as T
+
+    motion, scenes = _motion_files(tmp_path)
+    _augmented_file(tmp_path / "a.h5", [0] * 5 + [1] * 12)
+    info = T.run(str(tmp_path / "a.h5"), motion, scenes, str(tmp_path / "c.pt"), str(tmp_path / "h.csv"), PARAMS_CLF,
+                 Runtime())
+    assert info["n_train"] == 30 + 17 and info["n_abnormal"] == 12
+    model = T.load_classifier(str(tmp_path / "c.pt"))
+    assert model is not None and model.fc1.in_features == 156 + 6
+    assert len((tmp_path / "h.csv").read_text().splitlines()) == 1 + 5

@@ -17,6 +17,8 @@ STAGES = {
     "pose": "pose",
     "motion": "motion",
     "score": "score",
+    "augment-motion": "augment_motion",
+    "train-motion-classifier": "train_motion_classifier",
     "evaluate": "evaluate",
     "fetch": "fetch",
 }
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--history", required=True)
+    s.add_argument("--augmented", default=None, help="MA-: pseudo-normal motion samples to add")
     s = stage("score", "score test samples and frames")
     s.add_argument("--model", required=True)
     s.add_argument("--train-objects", nargs="*", default=[])
@@ -66,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--plot", default=None, help="PNG of the object feature embedding")
+    s.add_argument("--classifier", nargs="?", default=None, help="MA-,+: the binary motion classifier")
+    s.add_argument("--motion-model", nargs="?", default=None, help="MA-: the retrained motion autoencoder")
+    s = stage("augment-motion", "motion augmentation and selection")
+    s.add_argument("--model", required=True)
+    s.add_argument("--motion", nargs="+", required=True)
+    s.add_argument("--scenes", nargs="+", required=True)
+    s.add_argument("--output", required=True)
+    s = stage("train-motion-classifier", "binary motion classifier")
+    s.add_argument("--input", required=True)
+    s.add_argument("--motion", nargs="+", required=True)
+    s.add_argument("--scenes", nargs="+", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--history", required=True)
     s = stage("evaluate", "AUCs, CSV and plots")
     s.add_argument("--input", required=True)
     s.add_argument("--output", required=True)

@@ -137,8 +137,8 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {"clip_length": T, "motion": {k: config["motion"][k] for k in ("backend", "min_score")}}
     if stage == "scene_labels":
         return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
-    if stage == "train_hsc":
-        streams = config["datasets"][dataset]["streams"]
+    if stage in ("train_hsc", "retrain_motion"):
+        streams = config["datasets"][dataset]["streams"] if stage == "train_hsc" else ["motion"]
         hsc = copy.deepcopy(config["hsc"])
         hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
         out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
@@ -146,11 +146,28 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
             out["motion_classes"] = config["motion"]["n_classes"]
         return out
     if stage == "score":
-        return {"streams": config["datasets"][dataset]["streams"],
-                "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")}}
+        streams = config["datasets"][dataset]["streams"]
+        return {"streams": streams, "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")},
+                "motion_augmentation": motion_augmentation_mode(config, dataset)}
+    if stage == "augment_motion":
+        ma = config["motion_augmentation"]
+        return {"seed": config["seed"], "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")},
+                "motion": {"min_score": config["motion"]["min_score"]},
+                "motion_augmentation": {k: ma[k] for k in ("mode", "p_spatial", "p_temporal", "t_norm", "t_abn")}}
+    if stage == "train_motion_classifier":
+        ma = config["motion_augmentation"]
+        return {"seed": config["seed"], "hsc": {"feature_norm": config["hsc"]["feature_norm"]},
+                "motion_augmentation": {k: ma[k] for k in ("fallback", "classifier")}}
     if stage == "evaluate":
         return {"dataset": ds, "evaluation": section(config, dataset, "evaluation")}
     raise KeyError(stage)
+
+
+def motion_augmentation_mode(config: dict, dataset: str) -> str | None:
+    """'MA-,+' or 'MA-' when the dataset uses the motion stream with augmentation, else None."""
+    if "motion" in config["datasets"][dataset]["streams"] and config["motion_augmentation"]["enabled"]:
+        return config["motion_augmentation"]["mode"]
+    return None
 
 
 def params_json(config: dict, dataset: str, stage: str) -> str:

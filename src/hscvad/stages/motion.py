@@ -49,7 +49,8 @@ def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | 
     n_boxes = M.sum(1)
     out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
                  "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": cfg["backend"], "dim": DIM,
-                 "min_score": float(cfg["min_score"]), "class_names": attrs["class_names"]}
+                 "min_score": float(cfg["min_score"]), "class_names": attrs["class_names"],
+                 "height": int(attrs["height"]), "width": int(attrs["width"])}
     with write_store(out, "motion", out_attrs) as f:
         f["feature"] = feat.reshape(S, DIM)
         f["clip"] = uniq[:, 0].astype(np.int32) if S else np.zeros(0, np.int32)
@@ -58,6 +59,7 @@ def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | 
         f["n_boxes"] = n_boxes.astype(np.int32)
         f["box"] = (B.sum(1) / np.maximum(n_boxes, 1)[:, None]).astype(np.float32)
         f["keypoints"] = K
+        f["boxes"] = B
         f["tracked"] = M
     log.info("%s/%s: %d person samples with motion features", attrs["split"], attrs["video"], S)
     return {"n_samples": S}

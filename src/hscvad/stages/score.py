@@ -39,10 +39,13 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 
 def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]]]], scenes_file: str,
-        out: str, params: dict, runtime: Runtime, plot: str | None = None) -> dict:
+        out: str, params: dict, runtime: Runtime, plot: str | None = None, classifier: str | None = None,
+        motion_model: str | None = None) -> dict:
     cfg = params["hsc"]
     tau = float(cfg["tau"])
     models, meta = load_checkpoint(model_path, runtime.device)
+    if motion_model is not None:  # MA-: the motion autoencoder retrained with pseudo-normal samples
+        models["motion"] = load_checkpoint(motion_model, runtime.device)[0]["motion"]
     scenes, _ = read_arrays(scenes_file, "scenes")
     stats, result = {}, {}
     test_ref = None
@@ -56,6 +59,17 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             test = load_samples(*split_files["test"], stage)
             tr = score_samples(model, bank, prepare_features(train.feat, cfg["feature_norm"]), train.scene_feat, tau)
             te = score_samples(model, bank, prepare_features(test.feat, cfg["feature_norm"]), test.scene_feat, tau)
+            clf = None
+            if name == "motion" and classifier is not None:
+                from .train_motion_classifier import classifier_input, load_classifier
+
+                clf = load_classifier(classifier, runtime.device)
+            if clf is not None:  # the motion stream's score becomes P(abnormal) (supplement, Eq. 2)
+                from ..motion.classifier import abnormal_probability
+
+                ae_tr, ae_te = tr, te
+                tr = abnormal_probability(clf, classifier_input(train.feat, train.scene_feat, cfg["feature_norm"]))
+                te = abnormal_probability(clf, classifier_input(test.feat, test.scene_feat, cfg["feature_norm"]))
             stats[name] = _stats(tr)
             frames = clip_max(te, test.video, test.clip, test.n_frames, test.clip_length)
             g = f.create_group(name)
@@ -65,6 +79,10 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             g["test_clip"] = test.clip.astype(np.int32)
             g["test_class"] = test.cls.astype(np.int16)
             g["frame_score"] = frames
+            g.attrs["score"] = "classifier P(abnormal)" if clf is not None else "autoencoder error (Eq. 11)"
+            if clf is not None:
+                g["train_ae_score"] = ae_tr.astype(np.float32)
+                g["test_ae_score"] = ae_te.astype(np.float32)
             if test_ref is None:
                 test_ref = test
             if plot is not None and name == next(iter(streams)):
@@ -91,4 +109,4 @@ def main(args) -> None:
     streams = {s: {"train": (files[s][0], args.train_scenes), "test": (files[s][1], args.test_scenes)}
                for s in args.params["streams"]}
     run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads),
-        plot=args.plot)
+        plot=args.plot, classifier=args.classifier or None, motion_model=args.motion_model or None)

@@ -23,13 +23,15 @@ def motion_classes(feat: np.ndarray, k: int, seed: int) -> np.ndarray:
     predicted action): k-means clusters of the standardised training motion features."""
     from sklearn.cluster import KMeans
 
-    k = max(1, min(k, len(feat)))
     z = (feat - feat.mean(0)) / np.maximum(feat.std(0), 1e-6)
+    k = max(1, min(k, len(np.unique(z.round(6), axis=0))))  # never more clusters than distinct features
     return KMeans(k, random_state=seed, n_init=4).fit_predict(z).astype(np.int64)
 
 
 def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_model: str, out_history: str,
-        params: dict, runtime: Runtime) -> dict:
+        params: dict, runtime: Runtime, augmented: str | None = None) -> dict:
+    """Train every stream; with ``augmented`` (MA-) the motion stream also learns from the pseudo-normal
+    variants, each inheriting the scene label and motion class of the sample it was made from."""
     cfg = params["hsc"]
     seed = int(params["seed"])
     _, sattrs = read_arrays(scenes_file, "scenes")
@@ -50,6 +52,14 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
             cls = motion_classes(s.feat, int(params["motion_classes"]), seed)
         data = StreamData(prepare_features(s.feat, cfg["feature_norm"]), s.scene_feat,
                           scene_labels_for(s, scenes_file), cls)
+        if name == "motion" and augmented is not None:
+            aug, _ = read_arrays(augmented, "augmented")
+            keep = aug["label"] == 0
+            src = aug["source"][keep].astype(np.int64)
+            data = StreamData(np.concatenate([data.feat, prepare_features(aug["feature"][keep], cfg["feature_norm"])]),
+                              np.concatenate([data.scene_feat, aug["scene_feature"][keep]]),
+                              np.concatenate([data.scene, data.scene[src]]), np.concatenate([data.cls, data.cls[src]]))
+            log.info("train_hsc: MA-, %d pseudo-normal motion samples added to %d", int(keep.sum()), len(s.feat))
         log.info("train_hsc: stream %s, %d samples, feature %d-d, scene %d-d, %d scene(s), %d object class(es)",
                  name, len(data), data.feat.shape[1], data.scene_feat.shape[1], n_scenes,
                  len(np.unique(data.cls)))
@@ -75,4 +85,5 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
 def main(args) -> None:
     files = {"appearance": args.objects, "motion": args.motion}
     streams = {s: (files[s], args.scenes) for s in args.params["streams"]}
-    run(streams, args.scene_labels, args.output, args.history, args.params, Runtime.resolve(args.device, args.threads))
+    run(streams, args.scene_labels, args.output, args.history, args.params, Runtime.resolve(args.device, args.threads),
+        augmented=args.augmented)
