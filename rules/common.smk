@@ -77,14 +77,8 @@ STREAM_FILES = {
 
 def stream_inputs(split, stream):
     """Per-video feature files of one stream, or nothing when the dataset does not use it."""
-
-    def inputs(wildcards):
-        if stream not in config["datasets"][wildcards.dataset]["streams"]:
-            return []
-        return expand(STREAM_FILES[stream], dataset=wildcards.dataset, split=split,
-                      video=videos(wildcards.dataset, split))
-
-    return inputs
+    files = per_video(STREAM_FILES[stream], split)
+    return lambda wildcards: files(wildcards) if stream in config["datasets"][wildcards.dataset]["streams"] else []
 
 
 FETCHABLE = config["fetch"].get("models", {})

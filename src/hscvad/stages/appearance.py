@@ -52,15 +52,14 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
     feat_sum = np.zeros((S, dim), np.float64)
     n_crops = np.zeros(S, np.int64)
     if S:
-        pick = select_rows(sample, frame, int(cfg["crops_per_sample"]))
-        rows_by_frame = {}
-        for r in np.flatnonzero(pick):
-            rows_by_frame.setdefault(int(frame[r]), []).append(r)
+        picked = np.flatnonzero(select_rows(sample, frame, int(cfg["crops_per_sample"])))
+        picked = picked[np.argsort(frame[picked], kind="stable")]
+        starts = np.searchsorted(frame[picked], np.arange(int(attrs["n_frames"]) + 1))
         ds = build_dataset(dataset_name, dataset_cfg)
         batch_rows: list[np.ndarray] = []
         batch_crops: list[np.ndarray] = []
         pending = 0
-        bar = progress(int(pick.sum()), f"appearance {video}", "crop")
+        bar = progress(len(picked), f"appearance {video}", "crop")
 
         def flush():
             nonlocal pending
@@ -73,10 +72,9 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
             pending = 0
 
         for f_idx, img in enumerate(ds.source(split, video).frames()):
-            rows = rows_by_frame.get(f_idx)
-            if not rows:
+            rows = picked[starts[f_idx] : starts[f_idx + 1]] if f_idx < len(starts) - 1 else picked[:0]
+            if not len(rows):
                 continue
-            rows = np.asarray(rows)
             batch_rows.append(rows)
             batch_crops.append(crop_boxes(img, boxes[rows], model.input_hw, float(cfg["context"]), model.keep_aspect))
             pending += len(rows)
