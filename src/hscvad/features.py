@@ -8,6 +8,9 @@ import numpy as np
 
 from .h5store import read_arrays
 
+#: the HDF5 layout (docs/hdf5_layout.md) holding each stream's per-video samples
+STREAM_LAYOUT = {"appearance": "objects", "motion": "motion"}
+
 
 @dataclass
 class Samples:

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from ..features import load_samples
+from ..features import STREAM_LAYOUT, load_samples
 from ..h5store import read_arrays, write_store
 from ..hsc.train import load_checkpoint, prepare_features, score_samples
 from ..models.registry import Runtime
@@ -54,9 +54,8 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             if name not in models:
                 raise KeyError(f"{model_path}: no trained '{name}' stream (trained: {list(models)})")
             model, bank = models[name]
-            stage = "motion" if name == "motion" else "objects"
-            train = load_samples(*split_files["train"], stage)
-            test = load_samples(*split_files["test"], stage)
+            train = load_samples(*split_files["train"], STREAM_LAYOUT[name])
+            test = load_samples(*split_files["test"], STREAM_LAYOUT[name])
             tr = score_samples(model, bank, prepare_features(train.feat, cfg["feature_norm"]), train.scene_feat, tau)
             te = score_samples(model, bank, prepare_features(test.feat, cfg["feature_norm"]), test.scene_feat, tau)
             clf = None

@@ -11,7 +11,7 @@ import csv
 
 import numpy as np
 
-from ..features import load_samples, scene_labels_for
+from ..features import STREAM_LAYOUT, load_samples, scene_labels_for
 from ..h5store import atomic_path, read_arrays
 from ..hsc.train import StreamData, prepare_features, save_checkpoint, train_stream
 from ..models.registry import Runtime
@@ -39,7 +39,7 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
     results, stream_cfg = {}, {}
     rows = []
     for name, (object_files, scene_files) in streams.items():
-        s = load_samples(object_files, scene_files, "motion" if name == "motion" else "objects")
+        s = load_samples(object_files, scene_files, STREAM_LAYOUT[name])
         if len(s.feat) < 2:
             why = ("no person is tracked for more than pose.min_track_length frames in the training videos "
                    "(the motion stream needs people; remove 'motion' from datasets.<name>.streams)"
