@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/parse.smk"
@@ -19,7 +22,15 @@ include: "rules/hsc.smk"
 include: "rules/evaluate.smk"
 
 
+# Downloads need a network, which cluster compute nodes often lack: they run where Snakemake runs.
+localrules:
+    fetch_model,
+    fetch_models,
+    fetch_ped2,
+
+
 rule all:
     input:
         "results/ped2/auc.json",
+        "results/ped2/run_summary.csv",
     default_target: True

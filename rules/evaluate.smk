@@ -1,4 +1,5 @@
-# Frame-level AUCs under the reference and strict protocols, per-frame scores and plots.
+# Frame-level AUCs under the reference and strict protocols, per-frame scores and plots, and the
+# run summary. Outputs marked report() make up `snakemake --report` (see README, "Run report").
 
 
 rule evaluate:
@@ -6,10 +7,33 @@ rule evaluate:
         scores="results/{dataset}/scores.h5",
     output:
         auc="results/{dataset}/auc.json",
+        table=report(
+            "results/{dataset}/auc_table.csv",
+            caption="../report/auc_table.rst",
+            category="AUC",
+            labels={"dataset": "{dataset}", "table": "frame-level AUC"},
+        ),
         csv="results/{dataset}/frame_scores.csv",
-        curves=report("results/{dataset}/plots/score_curves.png", category="Scores"),
+        curves=report(
+            "results/{dataset}/plots/score_curves.png",
+            caption="../report/score_curves.rst",
+            category="Scores",
+            labels={"dataset": "{dataset}", "figure": "all test videos"},
+        ),
         curves_pdf="results/{dataset}/plots/score_curves.pdf",
-        histogram=report("results/{dataset}/plots/histogram.png", category="Scores"),
+        videos=report(
+            directory("results/{dataset}/plots/videos"),
+            patterns=["{video}.png"],
+            caption="../report/video_scores.rst",
+            category="Per-video scores",
+            labels={"dataset": "{dataset}", "video": "{video}"},
+        ),
+        histogram=report(
+            "results/{dataset}/plots/histogram.png",
+            caption="../report/histogram.rst",
+            category="Scores",
+            labels={"dataset": "{dataset}", "figure": "score histograms"},
+        ),
     params:
         p=P("evaluate"),
     log:
@@ -21,4 +45,35 @@ rule evaluate:
         "../envs/evaluate.yaml"
     shell:
         "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
-        " --output {output.auc} --csv {output.csv} --plots results/{wildcards.dataset}/plots 2> {log}"
+        " --output {output.auc} --table {output.table} --csv {output.csv} --plots results/{wildcards.dataset}/plots"
+        " --video-plots {output.videos} 2> {log}"
+
+
+# Reads every job's benchmark TSV of the dataset; it runs after evaluate (its input), when every
+# other stage of the run has written its benchmark.
+rule summarise_run:
+    input:
+        auc="results/{dataset}/auc.json",
+    output:
+        table=report(
+            "results/{dataset}/run_summary.csv",
+            caption="../report/run_summary.rst",
+            category="Run",
+            labels={"dataset": "{dataset}", "table": "time per stage"},
+        ),
+        plot=report(
+            "results/{dataset}/plots/stage_times.png",
+            caption="../report/run_summary.rst",
+            category="Run",
+            labels={"dataset": "{dataset}", "figure": "time per stage"},
+        ),
+    log:
+        stage_log("summarise_run"),
+    benchmark:
+        stage_benchmark("summarise_run")
+    threads: 1
+    conda:
+        "../envs/evaluate.yaml"
+    shell:
+        "python -m hscvad.cli summarise-run --dataset {wildcards.dataset} --benchmarks results/{wildcards.dataset}/benchmarks"
+        " --output {output.table} --plot {output.plot} 2> {log}"

@@ -16,8 +16,31 @@ if ! .venv/bin/python -c 'import hscvad, snakemake, torch, onnxruntime' >/dev/nu
   # torch first: on this kind of machine the CPU build is taken from a local wheel folder;
   # elsewhere pip takes the index's build for the platform (CUDA on Linux x86-64).
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,slurm]"
   touch .venv/.installed
+fi
+# --openmmlab: the paper's models (OpenMMLab + timm) in the same venv. torch moves to 2.14.1 with
+# torchvision 0.29.1 (the pair whose torchvision imports; on Linux x86-64 a CUDA build). The
+# OpenMMLab packages stopped releasing in 2023-2024, hence the steps below (README, "The paper's
+# models"): mmcv 2.1.0 with its compiled ops has no wheel for Python 3.11 on PyPI (a local one in
+# ../shared/wheels is used when present, else it is built from source, ~20 min on 2 cores);
+# mmpose 1.3.2 without its dependency chumpy (which does not build on 3.11), and xtcocotools
+# rebuilt against NumPy 2.
+if [ "${1:-}" = "--openmmlab" ] && { ! .venv/bin/python -c 'import mmdet, mmseg, mmpose, mmaction, timm, mmcv.ops' \
+     >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed-openmmlab ]; }; then
+  PIP=(.venv/bin/python -m pip install --quiet)
+  "${PIP[@]}" "setuptools<80" wheel ninja cython "torch==2.14.1" "torchvision==0.29.1" "mmengine==0.10.7"
+  if ls ../shared/wheels/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+    "${PIP[@]}" --no-index --find-links ../shared/wheels "mmcv==2.1.0"
+  else
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
+  fi
+  "${PIP[@]}" -e ".[dev,slurm,openmmlab]"
+  "${PIP[@]}" --no-deps "mmpose==1.3.2"
+  "${PIP[@]}" --no-binary xtcocotools --no-build-isolation "xtcocotools==1.14.3"
+  # pkg_resources (mmengine reads package paths with it) left setuptools in 80
+  "${PIP[@]}" "setuptools<80"
+  touch .venv/.installed-openmmlab
 fi
 mkdir -p resources
 for d in datasets models; do

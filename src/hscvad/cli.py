@@ -20,6 +20,7 @@ STAGES = {
     "augment-motion": "augment_motion",
     "train-motion-classifier": "train_motion_classifier",
     "evaluate": "evaluate",
+    "summarise-run": "summarise_run",
     "fetch": "fetch",
 }
 
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True)
     s.add_argument("--csv", required=True)
     s.add_argument("--plots", required=True)
+    s.add_argument("--table", help="AUC table (CSV): one row per stream and protocol")
+    s.add_argument("--video-plots", help="folder for one score plot per video (PNG)")
+    s = sub.add_parser("summarise-run", help="the run's benchmarks per stage (CSV and plot)")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--benchmarks", required=True, help="the dataset's benchmark folder")
+    s.add_argument("--output", required=True)
+    s.add_argument("--plot", required=True)
     s = stage("fetch", "download published data or weights, verify checksums")
     s.add_argument("--output", required=True)
     return p

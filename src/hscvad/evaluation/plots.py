@@ -32,11 +32,15 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=100)
 
 
-def score_curves(videos, strict, ref, keep, labels, pdf_path: Path, png_path: Path, title: str) -> None:
-    """One PDF page per video (strict score, reference score on a second axis), and a PNG grid."""
+def score_curves(videos, strict, ref, keep, labels, pdf_path: Path, png_path: Path, title: str,
+                 video_dir: Path | None = None) -> None:
+    """One PDF page per video (strict score, reference score on a second axis), a PNG grid, and
+    (with ``video_dir``) one PNG per video, ``<video_dir>/<video>.png``."""
     plt = _plt()
     from matplotlib.backends.backend_pdf import PdfPages
 
+    if video_dir is not None:
+        Path(video_dir).mkdir(parents=True, exist_ok=True)
     with atomic_path(pdf_path) as tmp:
         with PdfPages(tmp) as pdf:
             for i, v in enumerate(videos):
@@ -53,6 +57,8 @@ def score_curves(videos, strict, ref, keep, labels, pdf_path: Path, png_path: Pa
                 fig.legend(loc="upper right", fontsize=8)
                 fig.tight_layout()
                 pdf.savefig(fig)
+                if video_dir is not None:
+                    _save(fig, Path(video_dir) / f"{v}.png")
                 plt.close(fig)
     n = len(videos)
     cols = max(1, math.ceil(math.sqrt(n)))
@@ -119,4 +125,16 @@ def object_embedding(train_feat: np.ndarray, test_feat: np.ndarray, test_score: 
     ax.set_ylabel("PC 2")
     fig.tight_layout()
     _save(fig, Path(path))
+    plt.close(fig)
+
+
+def stage_times(stages: list[str], seconds: list[float], path: Path, title: str) -> None:
+    """Horizontal bars: wall-clock seconds per stage, summed over its jobs (from the benchmarks)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(stages) + 1.2))
+    ax.barh(stages[::-1], seconds[::-1], color="tab:blue")
+    ax.set_xlabel("wall-clock seconds (sum over the stage's jobs)")
+    ax.set_title(f"{title}: time per stage")
+    fig.tight_layout()
+    _save(fig, path)
     plt.close(fig)

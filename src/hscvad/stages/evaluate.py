@@ -61,7 +61,7 @@ def evaluate_streams(raw, stats, labels, T, params):
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, out_csv: str, plot_dir: str,
-        params: dict) -> dict:
+        params: dict, table: str | None = None, video_plots: str | None = None) -> dict:
     with open_store(scores_file, "scores") as f:
         streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
         videos = [v.decode() for v in f["videos"][()]]
@@ -111,12 +111,30 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
             for t in range(int(n_frames[i])):
                 w.writerow([v, t, int(y[t]), *(_fmt(c[t]) for c in cols), _fmt(strict_scores[i][t]), _fmt(ref_full[t])])
 
+    if table is not None:
+        write_auc_table(table, per_stream)
+
     Path(plot_dir).mkdir(parents=True, exist_ok=True)
     plots.score_curves(videos, strict_scores, ref_scores, keep, labels, Path(plot_dir) / "score_curves.pdf",
-                       Path(plot_dir) / "score_curves.png", dataset_name)
+                       Path(plot_dir) / "score_curves.png", dataset_name, video_dir=video_plots)
     plots.histograms(strict_scores, ref_scores, keep, labels, Path(plot_dir) / "histogram.png", dataset_name)
     log.info("evaluate: %s", json.dumps({p: fused[p] for p in fused}))
     return result
+
+
+def write_auc_table(path: str, per_stream: dict[str, dict]) -> None:
+    """One row per (stream, protocol): the table of the run report."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["stream", "protocol", "micro_auc", "macro_auc", "n_videos_macro", "n_frames"])
+        for stream, protocols in per_stream.items():
+            for protocol, r in protocols.items():
+                w.writerow([stream, protocol, _fmt4(r.get("micro_auc")), _fmt4(r.get("macro_auc")),
+                            r.get("n_videos_macro", ""), r.get("n_frames", "")])
+
+
+def _fmt4(x) -> str:
+    return "" if x is None or not np.isfinite(x) else f"{float(x):.4f}"
 
 
 def _fmt(x) -> str:
@@ -124,4 +142,5 @@ def _fmt(x) -> str:
 
 
 def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.input, args.output, args.csv, args.plots, args.params)
+    run(args.dataset, args.params["dataset"], args.input, args.output, args.csv, args.plots, args.params,
+        table=args.table, video_plots=args.video_plots)
