@@ -154,6 +154,26 @@ def test_second_run_schedules_nothing(ped2_run):
 
 @REAL
 @pytest.mark.e2e
+def test_run_summary_and_html_report(ped2_run):
+    tmp, cfg, _ = ped2_run
+    res = tmp / "results" / "ped2sub"
+    smk(tmp, cfg, "results/ped2sub/run_summary.csv")
+    rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
+    assert {"detect_track", "appearance", "scene", "train_hsc", "evaluate"} <= set(rows)
+    assert rows["detect_track"][1] == "4" and float(rows["detect_track"][2]) > 0  # jobs, wall seconds
+    table = (res / "auc_table.csv").read_text().splitlines()
+    assert table[0] == "stream,protocol,micro_auc,macro_auc,n_videos_macro,n_frames"
+    assert {tuple(r.split(",")[:2]) for r in table[1:]} >= {("appearance", "strict"), ("fused", "reference")}
+    assert sorted(p.name for p in (res / "plots" / "videos").glob("*.png")) == ["01.png", "02.png"]
+    smk(tmp, cfg, "--report", "report.html", "results/ped2sub/run_summary.csv")
+    html = (tmp / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for name in ("auc_table.csv", "run_summary.csv", "stage_times.png", "score_curves.png", "histogram.png"):
+        assert name in html, name
+
+
+@REAL
+@pytest.mark.e2e
 def test_hsc_change_reruns_training_scoring_evaluation_only(ped2_run):
     tmp, cfg, _ = ped2_run
     changed = json.loads(json.dumps(cfg))
