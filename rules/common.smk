@@ -112,3 +112,14 @@ def stage_log(stage, per_video=False):
 def stage_benchmark(stage, per_video=False):
     sub = "{split}/{video}" if per_video else "all"
     return f"results/{{dataset}}/benchmarks/{stage}/{sub}.tsv"
+
+
+OPENMMLAB_BACKENDS = ("mmdet_", "mmpose_", "mmaction_", "mmseg_", "timm_")
+
+
+def model_env(family, *sections):
+    """The conda environment of a model-running rule: its family's, or envs/openmmlab.yaml when
+    one of its stages runs a paper (OpenMMLab / timm) backend."""
+    if any(str(config[s]["backend"]).startswith(OPENMMLAB_BACKENDS) for s in sections):
+        return "../envs/openmmlab.yaml"
+    return f"../envs/{family}.yaml"

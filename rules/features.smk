@@ -18,7 +18,7 @@ rule appearance:
     resources:
         gpu=1,
     conda:
-        "../envs/features.yaml"
+        model_env("features", "appearance")
     shell:
         "python -m hscvad.cli appearance --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
@@ -41,7 +41,7 @@ rule scene:
     resources:
         gpu=1,
     conda:
-        "../envs/features.yaml"
+        model_env("features", "scene")
     shell:
         "python -m hscvad.cli scene --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"

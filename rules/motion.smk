@@ -18,7 +18,7 @@ rule pose:
     resources:
         gpu=1,
     conda:
-        "../envs/motion.yaml"
+        model_env("motion", "pose")
     shell:
         "python -m hscvad.cli pose --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
@@ -29,26 +29,31 @@ rule motion:
     input:
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
         pose="results/{dataset}/pose/{split}/{video}.h5",
+        weights=lambda w: weights("motion"),
     output:
         "results/{dataset}/motion/{split}/{video}.h5",
     params:
         p=P("motion"),
+        device=DEVICE,
     log:
         stage_log("motion", per_video=True),
     benchmark:
         stage_benchmark("motion", per_video=True)
-    threads: 1
+    threads: 2
+    resources:
+        gpu=1,
     conda:
-        "../envs/motion.yaml"
+        model_env("motion", "motion")
     shell:
-        "python -m hscvad.cli motion --params {params.p:q} --tracks {input.tracks} --pose {input.pose}"
-        " --output {output} 2> {log}"
+        "python -m hscvad.cli motion --params {params.p:q} --threads {threads} --device {params.device}"
+        " --tracks {input.tracks} --pose {input.pose} --output {output} 2> {log}"
 
 
 rule augment_motion:
     input:
         model="results/{dataset}/hsc/model.pt",
         motion=per_video("results/{dataset}/motion/{split}/{video}.h5", "train"),
+        weights=lambda w: weights("motion"),
         scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
     output:
         "results/{dataset}/motion_augmentation/augmented.h5",
@@ -63,7 +68,7 @@ rule augment_motion:
     resources:
         gpu=1,
     conda:
-        "../envs/hsc.yaml"
+        model_env("hsc", "motion")
     shell:
         "python -m hscvad.cli augment-motion --params {params.p:q} --threads {threads} --device {params.device}"
         " --model {input.model} --motion {input.motion} --scenes {input.scenes} --output {output} 2> {log}"

@@ -17,7 +17,7 @@ rule detect_track:
     resources:
         gpu=1,
     conda:
-        "../envs/parse.yaml"
+        model_env("parse", "detection", "tracking")
     shell:
         "python -m hscvad.cli detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"

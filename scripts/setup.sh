@@ -15,7 +15,9 @@ if ! .venv/bin/python -c 'import hscvad, snakemake, torch, onnxruntime' >/dev/nu
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first: on this kind of machine the CPU build is taken from a local wheel folder;
   # elsewhere pip takes the index's build for the platform (CUDA on Linux x86-64).
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
+  # (only when no torch is there: --openmmlab's 2.14.1 is kept, and installed right away with it)
+  if [ "${1:-}" = "--openmmlab" ]; then TORCH=("torch==2.14.1" "torchvision==0.29.1"); else TORCH=("torch==2.13.0"); fi
+  .venv/bin/python -c 'import torch' >/dev/null 2>&1 || .venv/bin/python -m pip install --quiet "${TORCH[@]}"
   .venv/bin/python -m pip install --quiet -e ".[dev,slurm]"
   touch .venv/.installed
 fi

@@ -20,6 +20,11 @@ def test_download_verifies_checksum_and_writes_atomically(tmp_path):
     with pytest.raises(FetchError, match="does not match"):
         fetch({"url": src.as_uri(), "sha256": "0" * 64}, str(bad))
     assert not bad.exists() and sorted(p.name for p in bad.parent.iterdir()) == ["model.onnx"]
+    # OpenMMLab checkpoints: the 8-hex sha256 prefix in their file names is what is published
+    fetch({"url": src.as_uri(), "sha256": sha[:8]}, str(tmp_path / "prefix.pth"))
+    with pytest.raises(FetchError, match="does not match"):
+        fetch({"url": src.as_uri(), "sha256": "deadbeef"}, str(tmp_path / "wrong.pth"))
+    assert not (tmp_path / "wrong.pth").exists()
 
 
 def test_without_network_the_message_says_what_to_place_where(tmp_path):

@@ -142,6 +142,10 @@ def test_scene_labels_one_cluster_and_noise(tmp_path):
     assert (all_noise == 0).all()
     cents = scene_labels.centroids(feat / np.linalg.norm(feat, axis=1, keepdims=True), labels)
     assert scene_labels.assign_scenes(np.array([[0.0, 1.0, 0, 0]]), cents)[0] == labels[10]
+    # identical features (e.g. a segmentation model with random weights): one scene, no t-SNE NaNs
+    same, _, info = scene_labels.cluster_scenes(np.ones((6, 4)), {"tsne": True, "eps": 4.63, "min_samples": 5,
+                                                                  "perplexity": 30}, 0)
+    assert (same == 0).all() and "identical" in info["method"]
 
 
 def test_missing_weights_names_key_and_path(tmp_path):

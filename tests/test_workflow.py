@@ -245,3 +245,58 @@ def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path
     with h5py.File(res / "scores.h5") as f:
         assert f["motion"].attrs["score"] == "autoencoder error (Eq. 11)"
     assert "pseudo-normal motion samples added" in (res / "logs" / "retrain_motion" / "all.log").read_text()
+
+
+def _avenue_layout(root: Path) -> None:
+    """CUHK Avenue's layout: training_videos/NN.avi, testing_videos/NN.avi, frame masks."""
+    import numpy as np
+    from conftest import write_video
+
+    for split, names in (("training_videos", ["01", "02"]), ("testing_videos", ["01"])):
+        for n in names:
+            write_video(root / split / f"{n}.avi", 20)
+    (root / "testing_frame_mask").mkdir(parents=True)
+    np.save(root / "testing_frame_mask" / "01.npy", (np.arange(20) >= 10).astype(np.int8))
+
+
+@pytest.mark.openmmlab
+def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
+    _avenue_layout(tmp_path / "avenue")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["datasets"]["avenue"]["root"] = str(tmp_path / "avenue")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "-n", "results/avenue/auc.json",
+                        "--config", "models=paper"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    jobs = planned_jobs(r.stdout)
+    for rule in ("detect_track", "appearance", "scene", "pose", "motion"):
+        assert jobs[rule] == 3, (rule, jobs)
+    for rule in ("scene_labels", "train_hsc", "augment_motion", "train_motion_classifier", "score", "evaluate"):
+        assert jobs[rule] == 1, (rule, jobs)
+    assert jobs["fetch_model"] == 5  # the five published checkpoints are missing here: fetched first
+    out = r.stdout
+    assert "mmdet_yolov3" in out and "mmaction_posec3d" in out and "timm_vit" in out
+    # the paper's Avenue thresholds reach detect_track's params
+    assert '"score_threshold": 0.8' in out and '"init_track_thr": 0.5' in out
+
+
+def test_switching_presets_changes_exactly_the_model_stages():
+    from hscvad.config import load_schema, stage_params, validate
+
+    def params(models):
+        cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+        cfg["models"] = models
+        cfg["datasets"]["avenue"]["streams"] = ["appearance", "motion"]
+        validate(cfg, load_schema(REPO / "schemas" / "config.schema.yaml"))
+        stages = ("detect_track", "appearance", "scene", "pose", "motion", "scene_labels", "train_hsc", "score",
+                  "augment_motion", "train_motion_classifier", "evaluate")
+        return {s: stage_params(cfg, "avenue", s) for s in stages}
+
+    off, paper = params("offline"), params("paper")
+    changed = {s for s in off if off[s] != paper[s]}
+    # train_hsc: the motion classes become PoseConv3D's actions; augment_motion embeds with it
+    assert changed == {"detect_track", "appearance", "scene", "pose", "motion", "train_hsc", "augment_motion"}
+    assert paper["train_hsc"]["motion_classes"] == "action" and off["train_hsc"]["motion_classes"] == 8
+    assert paper["scene"]["scene"]["foreground_classes"][0] == "person"
+    assert paper["detect_track"]["detection"]["score_threshold"] == 0.8

@@ -17,9 +17,31 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 
 #: backends each model preset selects for the stages whose ``backend`` is null
 PRESETS: dict[str, dict[str, str]] = {
-    "offline": {"detection": "yolox", "appearance": "efficientnet_lite0", "scene": "deeplabv3_voc",
-                "pose": "movenet"},
+    "offline": {"detection": "yolox", "tracking": "bytetrack", "appearance": "efficientnet_lite0",
+                "scene": "deeplabv3_voc", "pose": "movenet", "motion": "skeleton"},
+    # METHOD.md §2; FairMOT (mmtrack) has no release that installs beside mmdet 3: ByteTrack stands in
+    "paper": {"detection": "mmdet_yolov3", "tracking": "mmdet_bytetrack", "appearance": "timm_vit",
+              "scene": "mmseg_deeplabv3plus", "pose": "mmpose_hrnet", "motion": "mmaction_posec3d"},
 }
+
+#: the paper's per-dataset thresholds (supplement 3.1): detection score 0.8 / 0.8 / 0.5 and
+#: tracking 0.7 / 0.5 / 0.3 for ShanghaiTech / Avenue / Ped2, applied with ``models: paper`` to
+#: every dataset of that adapter unless the dataset sets them itself. The tracking threshold is
+#: the score a detection needs to start a track (ByteTracker's init_track_thr).
+PAPER_DATASET_SETTINGS: dict[str, dict[str, dict]] = {
+    "shanghaitech": {"detection": {"score_threshold": 0.8}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.7}}},
+    "avenue": {"detection": {"score_threshold": 0.8}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.5}}},
+    "ucsd_ped": {"detection": {"score_threshold": 0.5}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.3}}},
+}
+
+#: scene.foreground_classes when null: the segmentation classes of people and vehicles
+DEFAULT_FOREGROUND = {
+    "deeplabv3_voc": ["bicycle", "bus", "car", "motorbike", "person", "train"],
+    "mmseg_deeplabv3plus": ["person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"],
+}
+
+#: motion backends that predict an action class (used as the motion stream's object class)
+ACTION_CLASS_BACKENDS = {"mmaction_posec3d"}
 
 DEFAULT_ARCHITECTURE = {
     # supplement 3.2: appearance encoder [2048, 1280], decoder [1152, 1024 = feature size]
@@ -82,6 +104,15 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     for stage, backend in preset.items():
         if config[stage].get("backend") is None:
             config[stage]["backend"] = backend
+    if config["scene"].get("foreground_classes") is None:
+        fg = DEFAULT_FOREGROUND.get(config["scene"]["backend"])
+        if fg is None:
+            raise ConfigError(f"scene.foreground_classes: set it for backend {config['scene']['backend']!r}")
+        config["scene"]["foreground_classes"] = list(fg)
+    if config["models"] == "paper":
+        for ds in config["datasets"].values():
+            for sec, values in PAPER_DATASET_SETTINGS.get(ds["adapter"], {}).items():
+                ds[sec] = deep_merge(values, ds.get(sec) or {})
     arch = config["hsc"].setdefault("architecture", {})
     for stream, default in DEFAULT_ARCHITECTURE.items():
         arch[stream] = {**default, **arch.get(stream, {})}
@@ -134,7 +165,7 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         keep = ("backend", "min_track_length", pose["backend"])
         return {"dataset": ds, "pose": {k: pose[k] for k in keep}}
     if stage == "motion":
-        return {"clip_length": T, "motion": {k: config["motion"][k] for k in ("backend", "min_score")}}
+        return {"clip_length": T, "motion": motion_backend_params(config)}
     if stage == "scene_labels":
         return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
     if stage in ("train_hsc", "retrain_motion"):
@@ -143,7 +174,8 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
         out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
         if "motion" in streams:
-            out["motion_classes"] = config["motion"]["n_classes"]
+            out["motion_classes"] = ("action" if config["motion"]["backend"] in ACTION_CLASS_BACKENDS
+                                     else config["motion"]["n_classes"])
         return out
     if stage == "score":
         streams = config["datasets"][dataset]["streams"]
@@ -152,7 +184,7 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     if stage == "augment_motion":
         ma = config["motion_augmentation"]
         return {"seed": config["seed"], "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")},
-                "motion": {"min_score": config["motion"]["min_score"]},
+                "motion": motion_backend_params(config),
                 "motion_augmentation": {k: ma[k] for k in ("mode", "p_spatial", "p_temporal", "t_norm", "t_abn")}}
     if stage == "train_motion_classifier":
         ma = config["motion_augmentation"]
@@ -161,6 +193,15 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     if stage == "evaluate":
         return {"dataset": ds, "evaluation": section(config, dataset, "evaluation")}
     raise KeyError(stage)
+
+
+def motion_backend_params(config: dict) -> dict:
+    """The motion feature backend and its settings (the part of ``motion`` that sets the feature)."""
+    mot = config["motion"]
+    out = {"backend": mot["backend"], "min_score": mot["min_score"]}
+    if mot.get(mot["backend"]):
+        out[mot["backend"]] = mot[mot["backend"]]
+    return out
 
 
 def motion_augmentation_mode(config: dict, dataset: str) -> str | None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from .appearance import AppearanceModel, crop_boxes, crop_windows
 from .detection import Detections, Detector
+from .motion import MotionModel
 from .pose import PoseModel
 from .registry import APPEARANCE, DETECTORS, MOTION, POSE, SCENE, TRACKERS, Runtime, WeightsError, resolve_weights
 from .scene import SceneModel
@@ -119,8 +120,10 @@ def load_checkpoint(model, path, sha256: str | None, key: str, prefix: str | Non
         state = load_file(str(p))
     else:
         try:
-            ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle with non-tensor objects: refuse rather than run its code
+            # OpenMMLab checkpoints keep some metadata as NumPy arrays: allow exactly those types
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle with other objects: refuse rather than run its code
             raise WeightsError(f"{key}: {p} is not a plain weights file that loads with weights_only=True: {e}") from e
         state = ckpt.get("state_dict", ckpt.get("model", ckpt)) if isinstance(ckpt, dict) else ckpt
     if prefix:
@@ -135,11 +138,68 @@ def load_checkpoint(model, path, sha256: str | None, key: str, prefix: str | Non
     return f"{p.name}"
 
 
+def _numpy_safe_globals() -> list:
+    out = [np.ndarray, np.dtype]
+    core = getattr(np, "_core", None) or np.core
+    out.append(core.multiarray._reconstruct)
+    out.append(core.multiarray.scalar)
+    out += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "uint8", "bool")]
+    return out
+
+
 def _device(runtime: Runtime) -> str:
     import torch
 
     torch.set_num_threads(runtime.threads)
     return "cuda" if runtime.device == "cuda" and torch.cuda.is_available() else "cpu"
+
+
+def _load_or_init(model, cfg: dict, key: str) -> None:
+    """Published weights when configured; otherwise the model's own initialisation scheme
+    (``init_cfg``: what training starts from), not PyTorch's defaults, whose activations blow
+    up through the untrained BatchNorm layers of these networks."""
+    if cfg.get("weights"):
+        load_checkpoint(model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+    else:
+        import torch
+
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        model.init_weights()
+        model.eval()
+
+
+class _Backend:
+    """Random-weights mode (``weights: null``): before the first forward pass, every BatchNorm
+    layer's statistics are set from what reaches it in that first input (layer by layer, each
+    already normalised by the ones before), so that activations stay in range; otherwise an
+    untrained detector's box regressions overflow and every box is invalid. Published weights are
+    used as they are."""
+
+    random = False
+    _calibrated = False
+
+    def _calibrate_once(self, forward) -> None:
+        if not self.random or self._calibrated:
+            return
+        import torch
+
+        def set_stats(module, inputs):
+            x = inputs[0]
+            if x.numel() // x.shape[1] > 1:  # not a 1x1 map of one sample (e.g. ASPP image pooling)
+                dims = [0, *range(2, x.dim())]
+                module.running_mean.copy_(x.mean(dims))
+                module.running_var.copy_(x.var(dims, unbiased=False))
+
+        bns = [m for m in self.model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+        hooks = [m.register_forward_pre_hook(set_stats) for m in bns]
+        try:
+            with torch.no_grad():
+                forward()
+        finally:
+            for h in hooks:
+                h.remove()
+        self._calibrated = True
 
 
 def _weights_desc(cfg) -> str:
@@ -150,7 +210,7 @@ def _weights_desc(cfg) -> str:
 
 
 @DETECTORS.register("mmdet_yolov3")
-class MMDetYOLOv3(Detector):
+class MMDetYOLOv3(Detector, _Backend):
     """mmdet's YOLOv3 (DarkNet-53, COCO-80 classes, the labels of :data:`COCO_CLASSES`)."""
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
@@ -169,8 +229,8 @@ class MMDetYOLOv3(Detector):
         self.device = _device(runtime)
         self.model = init_detector(mcfg, None, device=self.device)
         self.weights = _weights_desc(cfg)
-        if cfg.get("weights"):
-            load_checkpoint(self.model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        _load_or_init(self.model, cfg, key)
+        self.random = not cfg.get("weights")
         self.size = size
 
     @classmethod
@@ -188,14 +248,18 @@ class MMDetYOLOv3(Detector):
         import torch
         from mmdet.apis import inference_detector
 
+        bgr = [f[:, :, ::-1].copy() for f in frames]  # mmdet wants BGR
+        self._calibrate_once(lambda: inference_detector(self.model, bgr))
         with torch.no_grad():
-            results = inference_detector(self.model, [f[:, :, ::-1].copy() for f in frames])  # mmdet wants BGR
+            results = inference_detector(self.model, bgr)
         out = []
         for r in results:
             inst = r.pred_instances
-            out.append(Detections(inst.bboxes.cpu().numpy().astype(np.float32),
-                                  inst.scores.cpu().numpy().astype(np.float32),
-                                  inst.labels.cpu().numpy().astype(np.int64)))
+            d = Detections(inst.bboxes.cpu().numpy().astype(np.float32), inst.scores.cpu().numpy().astype(np.float32),
+                           inst.labels.cpu().numpy().astype(np.int64))
+            # non-finite or empty boxes (an untrained model's) would break the trackers' Kalman filter
+            wh = d.boxes[:, 2:] - d.boxes[:, :2]
+            out.append(d.select(np.isfinite(d.boxes).all(1) & (wh >= 1.0).all(1) & np.isfinite(d.scores)))
         return out
 
 
@@ -271,7 +335,7 @@ class MMDetOCSORT(_MMDetTracker):
 
 
 @POSE.register("mmpose_hrnet")
-class MMPoseHRNet(PoseModel):
+class MMPoseHRNet(PoseModel, _Backend):
     """Top-down HRNet-w32 on COCO (256x192): all persons of a frame in one forward pass."""
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
@@ -286,8 +350,8 @@ class MMPoseHRNet(PoseModel):
         self.device = _device(runtime)
         self.model = init_model(mcfg, None, device=self.device)
         self.weights = _weights_desc(cfg)
-        if cfg.get("weights"):
-            load_checkpoint(self.model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        _load_or_init(self.model, cfg, key)
+        self.random = not cfg.get("weights")
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
@@ -302,8 +366,10 @@ class MMPoseHRNet(PoseModel):
 
         if len(boxes) == 0:
             return np.zeros((0, 17, 3), np.float32)
+        bgr, b = frame[:, :, ::-1].copy(), np.asarray(boxes, np.float32)
+        self._calibrate_once(lambda: inference_topdown(self.model, bgr, b, "xyxy"))
         with torch.no_grad():
-            res = inference_topdown(self.model, frame[:, :, ::-1].copy(), np.asarray(boxes, np.float32), "xyxy")
+            res = inference_topdown(self.model, bgr, b, "xyxy")
         kp = np.stack([r.pred_instances.keypoints[0] for r in res]).astype(np.float32)
         sc = np.stack([r.pred_instances.keypoint_scores[0] for r in res]).astype(np.float32)
         return np.concatenate([kp, sc[..., None]], -1)
@@ -312,22 +378,13 @@ class MMPoseHRNet(PoseModel):
 # --------------------------------------------------------------------------- motion feature
 
 
-class MotionModel:
-    backend_name = "base"
-    dim = 0
-    has_classes = False
-
-    def embed(self, keypoints: np.ndarray, boxes: np.ndarray, tracked: np.ndarray, frame_hw) -> tuple:
-        """(S, T, 17, 3) keypoint sequences -> ((S, dim) features, (S,) action classes or None)."""
-        raise NotImplementedError  # pragma: no cover - interface
-
-
 @MOTION.register("mmaction_posec3d")
-class MMActionPoseC3D(MotionModel):
+class MMActionPoseC3D(MotionModel, _Backend):
     """PoseConv3D (SlowOnly-R50 on 17-channel keypoint heatmap volumes, NTU-60 xsub): the 512-d
     globally pooled backbone feature and the NTU-60 action (argmax of the classifier), many clips
-    per forward pass. Heatmap volumes come from mmaction's own validation pipeline (48 frames
-    sampled uniformly from the clip, 64x64 person-centred crop, 56x56 heatmaps)."""
+    per forward pass. Heatmap volumes come from mmaction's own validation pipeline (``clip_len``
+    frames sampled uniformly from the clip, default 48 as trained; 64x64 person-centred crop,
+    56x56 heatmaps)."""
 
     dim = 512
     has_classes = True
@@ -345,8 +402,12 @@ class MMActionPoseC3D(MotionModel):
         self.device = _device(runtime)
         self.model = init_recognizer(mcfg, None, device=self.device)
         self.weights = _weights_desc(cfg)
-        if cfg.get("weights"):
-            load_checkpoint(self.model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        _load_or_init(self.model, cfg, key)
+        self.random = not cfg.get("weights")
+        self.clip_len = int(cfg.get("clip_len", 48))  # frames sampled from a clip (trained with 48)
+        for step in mcfg.val_pipeline:
+            if step["type"] == "UniformSampleFrames":
+                step["clip_len"] = self.clip_len
         self.pipeline = Compose(mcfg.val_pipeline)
         self.batch_size = int(cfg.get("batch_size", 16))
 
@@ -376,6 +437,7 @@ class MMActionPoseC3D(MotionModel):
             vols = np.concatenate([self._volume(keypoints[i], tracked[i], frame_hw)
                                    for i in range(a, min(S, a + self.batch_size))])
             x = torch.from_numpy(vols).to(self.device)
+            self._calibrate_once(lambda x=x: self.model.backbone(x))
             with torch.no_grad():
                 fmap = self.model.backbone(x)  # (B, 512, T', H', W')
                 pooled = fmap.mean(dim=(2, 3, 4))
@@ -389,7 +451,7 @@ class MMActionPoseC3D(MotionModel):
 
 
 @SCENE.register("mmseg_deeplabv3plus")
-class MMSegDeepLabV3Plus(SceneModel):
+class MMSegDeepLabV3Plus(SceneModel, _Backend):
     """DeepLabV3+ R50-D8 on Cityscapes (19 classes; background 0-10, foreground 11-18)."""
 
     classes = CITYSCAPES_CLASSES
@@ -411,8 +473,8 @@ class MMSegDeepLabV3Plus(SceneModel):
         self.device = _device(runtime)
         self.model = init_model(mcfg, None, device=self.device)
         self.weights = _weights_desc(cfg)
-        if cfg.get("weights"):
-            load_checkpoint(self.model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        _load_or_init(self.model, cfg, key)
+        self.random = not cfg.get("weights")
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
@@ -425,8 +487,10 @@ class MMSegDeepLabV3Plus(SceneModel):
         import torch
         from mmseg.apis import inference_model
 
+        bgr = frame[:, :, ::-1].copy()
+        self._calibrate_once(lambda: inference_model(self.model, bgr))
         with torch.no_grad():
-            res = inference_model(self.model, frame[:, :, ::-1].copy())
+            res = inference_model(self.model, bgr)
             logits = res.seg_logits.data  # (19, H, W) at the frame's size
             return torch.softmax(logits, 0).cpu().numpy().astype(np.float32)
 
@@ -448,15 +512,15 @@ class TimmViT(AppearanceModel):
         self.device = _device(runtime)
         self.model = timm.create_model(self.arch, pretrained=False, num_classes=0).eval().to(self.device)
         self.weights = _weights_desc(cfg)
-        if cfg.get("weights"):
-            load_checkpoint(self.model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        _load_or_init(self.model, cfg, key)
+        self.random = not cfg.get("weights")
         dc = self.model.pretrained_cfg
         self.size = int(dc.get("input_size", (3, 224, 224))[-1])
         self.mean = torch.tensor(dc.get("mean", (0.5, 0.5, 0.5)), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(dc.get("std", (0.5, 0.5, 0.5)), device=self.device).view(1, 3, 1, 1)
         self.dim = int(self.model.num_features)
         self.batch_size = int(cfg.get("batch_size", 32))
-        self.input_size = self.size
+        self.input_hw = (self.size, self.size)  # crops are cut at this size
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
@@ -480,4 +544,4 @@ class TimmViT(AppearanceModel):
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-__all__ = ["install_shims", "load_checkpoint", "MotionModel", "crop_boxes", "crop_windows"]
+__all__ = ["install_shims", "load_checkpoint", "crop_boxes", "crop_windows"]

@@ -61,6 +61,7 @@ TRACKERS = Registry("tracker")
 APPEARANCE = Registry("appearance")
 SCENE = Registry("scene")
 POSE = Registry("pose")
+MOTION = Registry("motion")
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

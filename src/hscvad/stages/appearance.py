@@ -10,6 +10,7 @@ import numpy as np
 
 from ..data import build_dataset
 from ..h5store import read_arrays, write_store
+from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
 from ..models.appearance import APPEARANCE, crop_boxes
 from ..models.registry import Runtime
 from .common import clip_of, log, progress

@@ -15,9 +15,9 @@ import numpy as np
 from ..features import load_samples
 from ..h5store import read_arrays, write_store
 from ..hsc.train import load_checkpoint, prepare_features, score_samples
+from ..models.motion import build_motion
 from ..models.registry import Runtime
 from ..motion import augment
-from ..motion.descriptor import skeleton_descriptor
 from .common import log
 
 
@@ -42,10 +42,11 @@ def run(model_path: str, motion_files: list[str], scene_files: list[str], out: s
     base_err = score_samples(model, bank, prepare_features(train.feat, hsc["feature_norm"]), train.scene_feat, tau)
     rng = np.random.default_rng(int(params["seed"]))
     variants = augment.variants(K, rng, float(cfg["p_spatial"]), float(cfg["p_temporal"]))
+    motion_model = build_motion(params["motion"], runtime)
     feats, scene, variant, source = [], [], [], []
     for v_idx, name in enumerate(augment.VARIANTS):
         seq, keep = variants[name]
-        feats.append(skeleton_descriptor(seq, B, M & keep, float(params["motion"]["min_score"]), frame_hw))
+        feats.append(motion_model.embed(seq, B, M & keep, frame_hw)[0])
         scene.append(train.scene_feat)
         variant.append(np.full(len(seq), v_idx, np.int8))
         source.append(np.arange(len(seq)))

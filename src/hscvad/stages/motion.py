@@ -1,9 +1,10 @@
 """Rule ``motion``: one motion feature per person sample (one long track within one clip).
 
 Samples are the persons that got a skeleton in the ``pose`` stage (tracks with more than
-``pose.min_track_length`` tracked frames). The offline backend ``skeleton`` is the descriptor of
-:mod:`hscvad.motion.descriptor`. Output layout ``motion``: the ``objects`` layout plus the clip's
-keypoint sequences, kept for motion augmentation.
+``pose.min_track_length`` tracked frames). The feature comes from the ``motion.backend`` of
+:mod:`hscvad.models.motion` (offline: the ``skeleton`` descriptor; paper: PoseConv3D, whose
+NTU-60 action becomes the sample's ``class_id``). Output layout ``motion``: the ``objects``
+layout plus the clip's keypoint sequences, kept for motion augmentation.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..h5store import read_arrays, write_store
+from ..models.motion import build_motion
 from ..models.registry import Runtime
-from ..motion.descriptor import DIM, skeleton_descriptor
 from .appearance import object_samples
 from .common import log
 
@@ -34,28 +35,34 @@ def sequences(frame: np.ndarray, track: np.ndarray, kpts: np.ndarray, boxes: np.
 
 def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | None = None) -> dict:
     cfg = params["motion"]
-    if cfg["backend"] != "skeleton":
-        raise ValueError(f"motion.backend: unknown backend {cfg['backend']!r} (offline: skeleton)")
+    model = build_motion(cfg, runtime or Runtime())
     T = int(params["clip_length"])
     tr, attrs = read_arrays(tracks, "tracks")
     pz, pattrs = read_arrays(pose_file, "pose")
     rows = pz["row"]
     uniq, K, B, M = sequences(tr["frame"][rows], tr["track_id"][rows], pz["keypoints"], tr["box"][rows], T)
     S = len(uniq)
-    feat = skeleton_descriptor(K, B, M, float(cfg["min_score"]), (int(attrs["height"]), int(attrs["width"])))
+    hw = (int(attrs["height"]), int(attrs["width"]))
+    if S:
+        feat, action = model.embed(K, B, M, hw)
+    else:
+        feat, action = np.zeros((0, model.dim), np.float32), None
+    dim = model.dim
     if S == 0:
         log.warning("%s: no person sample with a skeleton (no person track longer than %s frames)",
                     attrs["video"], pattrs["min_track_length"])
     n_boxes = M.sum(1)
     out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
-                 "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": cfg["backend"], "dim": DIM,
+                 "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": cfg["backend"], "dim": dim,
+                 "motion_model": model.describe(), "action_classes": bool(model.has_classes),
                  "min_score": float(cfg["min_score"]), "class_names": attrs["class_names"],
                  "height": int(attrs["height"]), "width": int(attrs["width"])}
     with write_store(out, "motion", out_attrs) as f:
-        f["feature"] = feat.reshape(S, DIM)
+        f["feature"] = feat.reshape(S, dim)
         f["clip"] = uniq[:, 0].astype(np.int32) if S else np.zeros(0, np.int32)
         f["track_id"] = uniq[:, 1].astype(np.int32) if S else np.zeros(0, np.int32)
-        f["class_id"] = np.zeros(S, np.int16)  # persons; the motion class is assigned when training
+        # the predicted action (PoseConv3D), or 0 when the class is assigned when training (k-means)
+        f["class_id"] = (action if action is not None else np.zeros(S)).astype(np.int16)
         f["n_boxes"] = n_boxes.astype(np.int32)
         f["box"] = (B.sum(1) / np.maximum(n_boxes, 1)[:, None]).astype(np.float32)
         f["keypoints"] = K

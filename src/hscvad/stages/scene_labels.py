@@ -26,6 +26,9 @@ def cluster_scenes(feat: np.ndarray, cfg: dict, seed: int) -> tuple[np.ndarray, 
     info: dict = {"n_clips": n}
     if n < 3:
         return np.zeros(n, np.int64), np.zeros((n, 2), np.float32), {**info, "method": "single (too few clips)"}
+    if np.ptp(feat, axis=0).max(initial=0.0) <= 1e-12:  # t-SNE's PCA init divides by a zero variance
+        log.warning("scene_labels: all %d training clips have the same scene feature; one scene", n)
+        return np.zeros(n, np.int64), np.zeros((n, 2), np.float32), {**info, "method": "single (identical features)"}
     if cfg["tsne"]:
         from sklearn.manifold import TSNE
 

@@ -48,7 +48,8 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
                    "detection.score_threshold and detection.classes)")
             raise ValueError(f"train_hsc: stream '{name}' has {len(s.feat)} training samples: {why}")
         cls = s.cls
-        if name == "motion":  # the offline motion "class": k-means prototypes of training motion features
+        if name == "motion" and params["motion_classes"] != "action":
+            # without an action classifier (skeleton): k-means prototypes of the training motion features
             cls = motion_classes(s.feat, int(params["motion_classes"]), seed)
         data = StreamData(prepare_features(s.feat, cfg["feature_norm"]), s.scene_feat,
                           scene_labels_for(s, scenes_file), cls)

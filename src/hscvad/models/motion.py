@@ -1,0 +1,52 @@
+"""Motion feature backends: per person sample, its clip's keypoint sequence -> one feature vector
+(and, for backends that classify actions, an action class used as the motion stream's object class).
+
+Offline backend ``skeleton``: the 156-d descriptor of :mod:`hscvad.motion.descriptor`. The paper's
+PoseConv3D is ``mmaction_posec3d`` in :mod:`hscvad.models.openmmlab`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..motion.descriptor import DIM, skeleton_descriptor
+from .registry import MOTION, Runtime
+
+
+class MotionModel:
+    backend_name = "base"
+    dim = 0
+    has_classes = False
+
+    def embed(self, keypoints: np.ndarray, boxes: np.ndarray, tracked: np.ndarray,
+              frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:  # pragma: no cover
+        """(S, T, 17, 3) keypoints (x, y, score), (S, T, 4) boxes, (S, T) tracked ->
+        ((S, dim) float32 features, (S,) action classes or None)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.backend_name
+
+
+@MOTION.register("skeleton")
+class SkeletonDescriptor(MotionModel):
+    dim = DIM
+
+    def __init__(self, min_score: float = 0.2):
+        self.min_score = float(min_score)
+
+    @classmethod
+    def from_config(cls, cfg, runtime: Runtime | None = None, key: str = "motion"):
+        return cls(cfg.get("min_score", 0.2))
+
+    def embed(self, keypoints, boxes, tracked, frame_hw):
+        return skeleton_descriptor(keypoints, boxes, tracked, self.min_score, frame_hw), None
+
+
+def build_motion(params_motion: dict, runtime: Runtime) -> MotionModel:
+    """The motion backend of a rule's ``motion`` params (backend, min_score, backend settings)."""
+    from . import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
+
+    b = params_motion["backend"]
+    cfg = {**params_motion.get(b, {}), "min_score": params_motion.get("min_score", 0.2)}
+    return MOTION.build(b, cfg, runtime, "motion")
