@@ -161,10 +161,25 @@ def _load_or_init(model, cfg: dict, key: str) -> None:
     if cfg.get("weights"):
         load_checkpoint(model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
     else:
+        import contextlib
+        import io
+
         import torch
 
         torch.manual_seed(int(cfg.get("seed", 0)))
-        model.init_weights()
+        mm_logger = None
+        if importlib.util.find_spec("mmengine") is not None:
+            from mmengine.logging import MMLogger
+
+            mm_logger = MMLogger.get_current_instance()
+            level = mm_logger.level
+            mm_logger.setLevel(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # mmengine reports every layer's init scheme
+                model.init_weights()
+        finally:
+            if mm_logger is not None:
+                mm_logger.setLevel(level)
         model.eval()
 
 
