@@ -89,6 +89,13 @@ def require(*modules: str) -> None:
         )
 
 
+def prepare(package: str) -> None:
+    """Check that ``package`` (and mmcv) is installed, apply the shims, register its modules."""
+    require(package, "mmcv")
+    install_shims()
+    importlib.import_module(f"{package}.utils").register_all_modules(init_default_scope=True)
+
+
 def mim_config(package: str, rel: str):
     """An mmengine Config from the configs shipped inside an installed OpenMMLab package."""
     from mmengine.config import Config
@@ -193,6 +200,17 @@ class _Backend:
     random = False
     _calibrated = False
 
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        return cls(cfg, runtime, key)
+
+    def _use(self, model, cfg: dict, key: str) -> None:
+        """Keep ``model``, with the configured weights loaded, or initialised (random mode)."""
+        self.model = model
+        self.weights = _weights_desc(cfg)
+        _load_or_init(model, cfg, key)
+        self.random = not cfg.get("weights")
+
     def _calibrate_once(self, forward) -> None:
         if not self.random or self._calibrated:
             return
@@ -229,12 +247,9 @@ class MMDetYOLOv3(Detector, _Backend):
     """mmdet's YOLOv3 (DarkNet-53, COCO-80 classes, the labels of :data:`COCO_CLASSES`)."""
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        require("mmdet", "mmcv")
-        install_shims()
+        prepare("mmdet")
         from mmdet.apis import init_detector
-        from mmdet.utils import register_all_modules
 
-        register_all_modules(init_default_scope=True)
         mcfg = mim_config("mmdet", cfg.get("config", "yolo/yolov3_d53_8xb8-ms-608-273e_coco.py"))
         size = int(cfg.get("input_size", 608))
         for step in mcfg.test_pipeline:
@@ -242,15 +257,8 @@ class MMDetYOLOv3(Detector, _Backend):
                 step["scale"] = (size, size)
         mcfg.model.test_cfg.score_thr = float(cfg.get("min_score", 0.05))
         self.device = _device(runtime)
-        self.model = init_detector(mcfg, None, device=self.device)
-        self.weights = _weights_desc(cfg)
-        _load_or_init(self.model, cfg, key)
-        self.random = not cfg.get("weights")
+        self._use(init_detector(mcfg, None, device=self.device), cfg, key)
         self.size = size
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls(cfg, runtime, key)
 
     def describe(self) -> str:
         return f"mmdet_yolov3({self.size}px, {self.weights})"
@@ -284,12 +292,9 @@ class _MMDetTracker:
     tracker_cfg: dict = {}
 
     def __init__(self, cfg: dict):
-        require("mmdet")
-        install_shims()
+        prepare("mmdet")
         from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
 
-        register_all_modules(init_default_scope=True)
         self.cfg = {**self.tracker_cfg, **{k: v for k, v in cfg.items() if k in self.tracker_cfg}}
         self.tracker = MODELS.build({"type": self.mm_type, "motion": {"type": "KalmanFilter"}, **self.cfg})
         self.frame = -1
@@ -354,23 +359,13 @@ class MMPoseHRNet(PoseModel, _Backend):
     """Top-down HRNet-w32 on COCO (256x192): all persons of a frame in one forward pass."""
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        require("mmpose", "mmcv")
-        install_shims()
+        prepare("mmpose")
         from mmpose.apis import init_model
-        from mmpose.utils import register_all_modules
 
-        register_all_modules(init_default_scope=True)
         mcfg = mim_config("mmpose", cfg.get("config", "body_2d_keypoint/topdown_heatmap/coco/"
                                                      "td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"))
         self.device = _device(runtime)
-        self.model = init_model(mcfg, None, device=self.device)
-        self.weights = _weights_desc(cfg)
-        _load_or_init(self.model, cfg, key)
-        self.random = not cfg.get("weights")
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls(cfg, runtime, key)
+        self._use(init_model(mcfg, None, device=self.device), cfg, key)
 
     def describe(self) -> str:
         return f"mmpose_hrnet({self.weights})"
@@ -405,30 +400,20 @@ class MMActionPoseC3D(MotionModel, _Backend):
     has_classes = True
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        require("mmaction", "mmcv")
-        install_shims()
+        prepare("mmaction")
         from mmaction.apis import init_recognizer
-        from mmaction.utils import register_all_modules
         from mmengine.dataset import Compose
 
-        register_all_modules(init_default_scope=True)
         mcfg = mim_config("mmaction", cfg.get("config", "skeleton/posec3d/slowonly_r50_8xb16-u48-240e_ntu60-xsub-"
                                                         "keypoint.py"))
         self.device = _device(runtime)
-        self.model = init_recognizer(mcfg, None, device=self.device)
-        self.weights = _weights_desc(cfg)
-        _load_or_init(self.model, cfg, key)
-        self.random = not cfg.get("weights")
+        self._use(init_recognizer(mcfg, None, device=self.device), cfg, key)
         self.clip_len = int(cfg.get("clip_len", 48))  # frames sampled from a clip (trained with 48)
         for step in mcfg.val_pipeline:
             if step["type"] == "UniformSampleFrames":
                 step["clip_len"] = self.clip_len
         self.pipeline = Compose(mcfg.val_pipeline)
         self.batch_size = int(cfg.get("batch_size", 16))
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls(cfg, runtime, key)
 
     def describe(self) -> str:
         return f"mmaction_posec3d({self.weights})"
@@ -472,12 +457,9 @@ class MMSegDeepLabV3Plus(SceneModel, _Backend):
     classes = CITYSCAPES_CLASSES
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        require("mmseg", "mmcv")
-        install_shims()
+        prepare("mmseg")
         from mmseg.apis import init_model
-        from mmseg.utils import register_all_modules
 
-        register_all_modules(init_default_scope=True)
         mcfg = mim_config("mmseg", cfg.get("config", "deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-"
                                                      "512x1024.py"))
         scale = cfg.get("input_scale")  # (w, h) the test pipeline resizes to, keeping the aspect ratio
@@ -486,14 +468,7 @@ class MMSegDeepLabV3Plus(SceneModel, _Backend):
                 if step["type"] == "Resize":
                     step["scale"] = tuple(scale)
         self.device = _device(runtime)
-        self.model = init_model(mcfg, None, device=self.device)
-        self.weights = _weights_desc(cfg)
-        _load_or_init(self.model, cfg, key)
-        self.random = not cfg.get("weights")
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls(cfg, runtime, key)
+        self._use(init_model(mcfg, None, device=self.device), cfg, key)
 
     def describe(self) -> str:
         return f"mmseg_deeplabv3plus({self.weights})"
@@ -514,7 +489,7 @@ class MMSegDeepLabV3Plus(SceneModel, _Backend):
 
 
 @APPEARANCE.register("timm_vit")
-class TimmViT(AppearanceModel):
+class TimmViT(AppearanceModel, _Backend):
     """timm ViT (default ViT-L/16 at 224 px): the pooled 1024-d token of each crop, many crops
     per forward pass."""
 
@@ -525,10 +500,8 @@ class TimmViT(AppearanceModel):
 
         self.arch = cfg.get("arch", "vit_large_patch16_224")
         self.device = _device(runtime)
-        self.model = timm.create_model(self.arch, pretrained=False, num_classes=0).eval().to(self.device)
-        self.weights = _weights_desc(cfg)
-        _load_or_init(self.model, cfg, key)
-        self.random = not cfg.get("weights")
+        self._use(timm.create_model(self.arch, pretrained=False, num_classes=0).eval().to(self.device), cfg, key)
+        self.random = False  # LayerNorm only: no BatchNorm statistics to set
         dc = self.model.pretrained_cfg
         self.size = int(dc.get("input_size", (3, 224, 224))[-1])
         self.mean = torch.tensor(dc.get("mean", (0.5, 0.5, 0.5)), device=self.device).view(1, 3, 1, 1)
@@ -536,10 +509,6 @@ class TimmViT(AppearanceModel):
         self.dim = int(self.model.num_features)
         self.batch_size = int(cfg.get("batch_size", 32))
         self.input_hw = (self.size, self.size)  # crops are cut at this size
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls(cfg, runtime, key)
 
     def describe(self) -> str:
         return f"timm_vit({self.arch}, {self.weights})"
