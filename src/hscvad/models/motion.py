@@ -17,6 +17,7 @@ class MotionModel:
     backend_name = "base"
     dim = 0
     has_classes = False
+    n_classes = 0  # actions it predicts (has_classes)
 
     def embed(self, keypoints: np.ndarray, boxes: np.ndarray, tracked: np.ndarray,
               frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:  # pragma: no cover

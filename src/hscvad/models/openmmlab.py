@@ -398,6 +398,7 @@ class MMActionPoseC3D(MotionModel, _Backend):
 
     dim = 512
     has_classes = True
+    n_classes = 60  # NTU-60
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
         prepare("mmaction")

@@ -55,7 +55,10 @@ def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | 
     out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
                  "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": cfg["backend"], "dim": dim,
                  "motion_model": model.describe(), "action_classes": bool(model.has_classes),
-                 "min_score": float(cfg["min_score"]), "class_names": attrs["class_names"],
+                 "min_score": float(cfg["min_score"]),
+                 # class_id indexes these: the detector's classes, or the motion model's actions
+                 "class_names": ([f"action_{i}" for i in range(model.n_classes)] if model.has_classes
+                                 else attrs["class_names"]),
                  "height": int(attrs["height"]), "width": int(attrs["width"])}
     with write_store(out, "motion", out_attrs) as f:
         f["feature"] = feat.reshape(S, dim)
