@@ -351,3 +351,25 @@ def test_motion_stream_end_to_end_on_synthetic_skeletons(tmp_path):
     out = evaluate.run("own", ds, str(tmp_path / "s2.h5"), str(tmp_path / "auc2.json"), str(tmp_path / "f2.csv"),
                        str(tmp_path / "plots2"), params)
     assert 0 <= out["streams"]["motion"]["micro_auc"] <= 1
+
+
+def test_detect_frames_batches_in_order():
+    from hscvad.models.detection import Detections
+
+    class Batched:
+        calls = []
+
+        def detect(self, frame):
+            raise AssertionError("batched detector used frame by frame")
+
+        def detect_batch(self, frames):
+            self.calls.append(len(frames))
+            return [Detections(np.array([[f[0, 0, 0], 0, 1, 1]], np.float32), np.ones(1, np.float32),
+                               np.zeros(1, np.int64)) for f in frames]
+
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(7)]
+    det = Batched()
+    out = list(detect_track.detect_frames(det, iter(frames), batch=3))
+    assert det.calls == [3, 3, 1]
+    assert [int(d.boxes[0, 0]) for _, d in out] == list(range(7))
+    assert all(f is g for (f, _), g in zip(out, frames))

@@ -16,6 +16,23 @@ from ..models.tracking import TRACKERS
 from .common import log, progress
 
 
+def detect_frames(detector, frames, batch: int = 1):
+    """(frame, detections) in frame order; detectors with ``detect_batch`` get ``batch`` frames
+    per forward pass (tracking stays frame by frame)."""
+    if batch <= 1 or not hasattr(detector, "detect_batch"):
+        for frame in frames:
+            yield frame, detector.detect(frame)
+        return
+    buf = []
+    for frame in frames:
+        buf.append(frame)
+        if len(buf) == batch:
+            yield from zip(buf, detector.detect_batch(buf))
+            buf = []
+    if buf:
+        yield from zip(buf, detector.detect_batch(buf))
+
+
 def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, params: dict,
         runtime: Runtime) -> dict:
     ds = build_dataset(dataset_name, dataset_cfg)
@@ -31,9 +48,9 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, 
     n = 0
     hw = None
     bar = progress(None, f"detect+track {video}", "frame")
-    for n, frame in enumerate(source.frames(), start=1):
+    batch = int(det_cfg.get(det_cfg["backend"], {}).get("batch_size", 1))
+    for n, (frame, d) in enumerate(detect_frames(detector, source.frames(), batch), start=1):
         hw = hw or frame.shape[:2]
-        d = detector.detect(frame)
         d = d.select(np.isin(d.classes, wanted) & (d.scores >= min_score))
         n_det += len(d)
         ids, idx = tracker.update(d)
