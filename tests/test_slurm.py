@@ -77,6 +77,10 @@ def cluster(tmp_path_factory):
     why = local_slurm.can_run()
     if why:
         pytest.skip(f"cannot start a local SLURM cluster: {why}")
+    try:
+        local_slurm.install()
+    except (local_slurm.ClusterError, OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot install a local SLURM cluster (slurm-wlm, munge): {e}")
     d = tmp_path_factory.mktemp("slurmd")
     try:
         env = local_slurm.start(d)
