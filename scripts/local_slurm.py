@@ -7,7 +7,8 @@
 It installs Debian's slurm-wlm and munge when they are missing (root only), writes a slurm.conf
 in DIR with one node called ``localhost`` that has every CPU of this machine and a fake GPU
 (``Gres=gpu:1`` backed by /dev/null, so ``--gpus=1`` jobs are scheduled one at a time as on a real
-one-GPU node), and starts munged, slurmctld and slurmd by hand (no systemd, no cgroups). Without
+one-GPU node), and starts munged (unless one already serves the default socket), slurmctld and
+slurmd by hand (no systemd, no cgroups). Without
 slurmdbd there is no ``sacct`` history; every finished job is written to DIR/jobcomp.log instead
 (``JobCompType=jobcomp/filetxt``), with its name, state and requested resources. Clients find the
 cluster through ``SLURM_CONF``; ``stop`` kills exactly the daemons it started, by pid.
@@ -102,6 +103,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _munge_works() -> bool:
+    try:
+        cred = subprocess.run(["munge", "-n"], capture_output=True, timeout=10)
+        return cred.returncode == 0 and subprocess.run(["unmunge"], input=cred.stdout, capture_output=True,
+                                                       timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def env_for(d: Path) -> dict[str, str]:
     return dict(os.environ, SLURM_CONF=str(d / "slurm.conf"))
 
@@ -120,22 +130,25 @@ def start(d: Path, port: int = 16817, timeout: float = 60) -> dict[str, str]:
     (d / "slurm.conf").write_text(_slurm_conf(d, cpus, mem_mb, port))
     (d / "gres.conf").write_text("NodeName=localhost Name=gpu Count=1 File=/dev/null\n")
     pids = {}
-    # munge: its own key, but the default socket, because a configless slurmd must authenticate
-    # before it has read any AuthInfo; a munged already serving that socket is left alone.
-    key = d / "munge" / "munge.key"
-    if not key.exists():
-        key.write_bytes(os.urandom(1024))
-        key.chmod(0o400)
-    if MUNGE_SOCKET.exists():
-        raise ClusterError(f"{MUNGE_SOCKET} exists: a munged already runs here; stop it, or use that cluster")
-    MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["munged", "--force", f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
-         f"--log-file={d}/munge/munged.log", f"--seed-file={d}/munge/munged.seed"],
-        check=True, capture_output=True, timeout=30,
-    )
-    pids["munged"] = _wait_pid(d / "munge" / "munged.pid", timeout)
-    (d / "pids").write_text(f"munged {pids['munged']}\n")
+    # munge: the default socket, because a configless slurmd must authenticate before it has
+    # read any AuthInfo. A munged already serving it (e.g. started by the package) is used as
+    # it is and left running; otherwise one is started with its own key in DIR.
+    (d / "pids").write_text("")
+    if MUNGE_SOCKET.exists() and _munge_works():
+        pass
+    else:
+        key = d / "munge" / "munge.key"
+        if not key.exists():
+            key.write_bytes(os.urandom(1024))
+            key.chmod(0o400)
+        MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["munged", "--force", f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
+             f"--log-file={d}/munge/munged.log", f"--seed-file={d}/munge/munged.seed"],
+            check=True, capture_output=True, timeout=30,
+        )
+        pids["munged"] = _wait_pid(d / "munge" / "munged.pid", timeout)
+        (d / "pids").write_text(f"munged {pids['munged']}\n")
     env = env_for(d)
     for name, cmd in (
         ("slurmctld", ["slurmctld", "-f", str(d / "slurm.conf"), "-c", "-i"]),
