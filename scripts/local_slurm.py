@@ -7,11 +7,12 @@
 It installs Debian's slurm-wlm and munge when they are missing (root only), writes a slurm.conf
 in DIR with one node called ``localhost`` that has every CPU of this machine and a fake GPU
 (``Gres=gpu:1`` backed by /dev/null, so ``--gpus=1`` jobs are scheduled one at a time as on a real
-one-GPU node), and starts munged (unless one already serves the default socket), slurmctld and
-slurmd by hand (no systemd, no cgroups). Without
-slurmdbd there is no ``sacct`` history; every finished job is written to DIR/jobcomp.log instead
-(``JobCompType=jobcomp/filetxt``), with its name, state and requested resources. Clients find the
-cluster through ``SLURM_CONF``; ``stop`` kills exactly the daemons it started, by pid.
+one-GPU node), and starts munged (unless one already serves the default socket), slurmctld and a
+configless slurmd by hand (no systemd, no cgroups). Without slurmdbd there is no ``sacct``
+history: every finished job is written to DIR/jobcomp.log (``JobCompType=jobcomp/filetxt``), and
+the controller keeps finished jobs for ``scontrol show job`` for 10 minutes. Clients find the
+cluster through ``SLURM_CONF``; ``stop`` cancels the jobs, then kills exactly the daemons it
+started, by pid.
 """
 
 from __future__ import annotations
