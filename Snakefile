@@ -18,6 +18,7 @@ include: "rules/fetch.smk"
 include: "rules/parse.smk"
 include: "rules/features.smk"
 include: "rules/motion.smk"
+include: "rules/velocity.smk"
 include: "rules/hsc.smk"
 include: "rules/evaluate.smk"
 

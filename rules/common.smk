@@ -72,6 +72,7 @@ def P(stage):
 STREAM_FILES = {
     "appearance": "results/{dataset}/objects/{split}/{video}.h5",
     "motion": "results/{dataset}/motion/{split}/{video}.h5",
+    "velocity": "results/{dataset}/velocity/{split}/{video}.h5",
 }
 
 
@@ -123,3 +124,11 @@ def model_env(family, *sections):
     if any(str(config[s]["backend"]).startswith(OPENMMLAB_BACKENDS) for s in sections):
         return "../envs/openmmlab.yaml"
     return f"../envs/{family}.yaml"
+
+
+def flow_gpu(wildcards):
+    """gpu=1 only when the configured optical-flow backend runs on a GPU (the OpenCV ones do not)."""
+    from hscvad.models import flow  # noqa: F401  (defines the FLOW backends; imports no model code)
+    from hscvad.models.registry import FLOW
+
+    return int(FLOW.get(config["flow"]["backend"], "flow.backend").uses_gpu)

@@ -5,6 +5,8 @@
 rule evaluate:
     input:
         scores="results/{dataset}/scores.h5",
+        tracks=per_video("results/{dataset}/tracks/{split}/{video}.h5", "test"),
+        explanations="results/{dataset}/explain/top_objects.csv",
     output:
         auc="results/{dataset}/auc.json",
         table=report(
@@ -46,7 +48,7 @@ rule evaluate:
     shell:
         "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
         " --output {output.auc} --table {output.table} --csv {output.csv} --plots results/{wildcards.dataset}/plots"
-        " --video-plots {output.videos} 2> {log}"
+        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} 2> {log}"
 
 
 # Reads every job's benchmark TSV of the dataset; it runs after evaluate (its input), when every
@@ -77,3 +79,30 @@ rule summarise_run:
     shell:
         "python -m hscvad.cli summarise-run --dataset {wildcards.dataset} --benchmarks results/{wildcards.dataset}/benchmarks"
         " --output {output.table} --plot {output.plot} 2> {log}"
+
+
+rule explain:
+    input:
+        scores="results/{dataset}/scores.h5",
+        tracks=per_video("results/{dataset}/tracks/{split}/{video}.h5", "test"),
+    output:
+        images=report(
+            directory("results/{dataset}/plots/explain"),
+            patterns=["{video}.png"],
+            caption="../report/explain.rst",
+            category="Explanations",
+            labels={"dataset": "{dataset}", "video": "{video}"},
+        ),
+        csv="results/{dataset}/explain/top_objects.csv",
+    params:
+        p=P("explain"),
+    log:
+        stage_log("explain"),
+    benchmark:
+        stage_benchmark("explain")
+    threads: 1
+    conda:
+        "../envs/evaluate.yaml"
+    shell:
+        "python -m hscvad.cli explain --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
+        " --tracks {input.tracks} --output {output.images} --csv {output.csv} 2> {log}"

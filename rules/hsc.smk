@@ -25,6 +25,7 @@ rule train_hsc:
     input:
         objects=stream_inputs("train", "appearance"),
         motion=stream_inputs("train", "motion"),
+        velocity=stream_inputs("train", "velocity"),
         scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
         labels="results/{dataset}/scenes.h5",
     output:
@@ -44,7 +45,7 @@ rule train_hsc:
         "../envs/hsc.yaml"
     shell:
         "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
-        " --objects {input.objects} --motion {input.motion} --scenes {input.scenes} --scene-labels {input.labels}"
+        " --objects {input.objects} --motion {input.motion} --velocity {input.velocity} --scenes {input.scenes} --scene-labels {input.labels}"
         " --output {output.model} --history {output.history} 2> {log}"
 
 
@@ -53,9 +54,11 @@ rule score:
         model="results/{dataset}/hsc/model.pt",
         train_objects=stream_inputs("train", "appearance"),
         train_motion=stream_inputs("train", "motion"),
+        train_velocity=stream_inputs("train", "velocity"),
         train_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
         test_objects=stream_inputs("test", "appearance"),
         test_motion=stream_inputs("test", "motion"),
+        test_velocity=stream_inputs("test", "velocity"),
         test_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "test"),
         labels="results/{dataset}/scenes.h5",
         classifier=lambda w: (["results/{dataset}/motion_augmentation/classifier.pt"]
@@ -80,8 +83,9 @@ rule score:
     shell:
         "python -m hscvad.cli score --params {params.p:q} --threads {threads} --device {params.device} --model {input.model}"
         " --train-objects {input.train_objects} --train-motion {input.train_motion}"
-        " --train-scenes {input.train_scenes} --test-objects {input.test_objects}"
-        " --test-motion {input.test_motion} --test-scenes {input.test_scenes}"
+        " --train-velocity {input.train_velocity} --train-scenes {input.train_scenes}"
+        " --test-objects {input.test_objects} --test-motion {input.test_motion}"
+        " --test-velocity {input.test_velocity} --test-scenes {input.test_scenes}"
         " --scene-labels {input.labels} --classifier {input.classifier} --motion-model {input.motion_model}"
         " --output {output.scores}"
         " --plot {output.embedding} 2> {log}"

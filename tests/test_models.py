@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from conftest import MODELS, PED2, need_shared
 
+from hscvad.features import object_samples
 from hscvad.models.detection import Detections, _tiles, box_iou, nms
 from hscvad.models.scene import scene_cells
 from hscvad.models.tracking import ByteTrack
-from hscvad.stages.appearance import object_samples, select_rows
+from hscvad.stages.appearance import select_rows
 
 
 def moving_boxes(n_frames=40, seed=0):

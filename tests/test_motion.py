@@ -5,7 +5,7 @@ import pytest
 from conftest import MODELS, REPO, SHARED, need_shared
 
 from hscvad.motion import augment as A
-from hscvad.motion.classifier import abnormal_probability, train_classifier
+from hscvad.motion.classifier import abnormal_probability, load_classifier, train_classifier
 
 pytestmark = pytest.mark.motion
 
@@ -228,6 +228,8 @@ def _motion_files(tmp_path, n=30):
         f["feature"] = rng.normal(size=(n, 156)).astype(np.float32)
         f["clip"] = np.arange(n) % 10
         f["class_id"] = np.zeros(n, np.int16)
+        f["track_id"] = np.arange(n, dtype=np.int32) // 10
+        f["box"] = np.tile(np.array([[0, 0, 10, 20]], np.float32), (n, 1))
     with write_store(s, "scene", base) as f:
         f["feature"] = np.full((10, 6), 0.4, np.float32)
     return [str(m)], [str(s)]
@@ -251,7 +253,7 @@ def test_classifier_stage_stops_with_a_clear_message_when_nothing_is_abnormal(tm
     params = {**PARAMS_CLF, "motion_augmentation": {**PARAMS_CLF["motion_augmentation"], "fallback": "autoencoder"}}
     info = T.run(str(tmp_path / "a.h5"), motion, scenes, str(tmp_path / "c.pt"), str(tmp_path / "h.csv"), params,
                  Runtime())
-    assert info["n_abnormal"] == 0 and T.load_classifier(str(tmp_path / "c.pt")) is None
+    assert info["n_abnormal"] == 0 and load_classifier(str(tmp_path / "c.pt")) is None
 
 
 def test_classifier_stage_trains_on_originals_and_selected_samples(tmp_path):
@@ -263,6 +265,6 @@ def test_classifier_stage_trains_on_originals_and_selected_samples(tmp_path):
     info = T.run(str(tmp_path / "a.h5"), motion, scenes, str(tmp_path / "c.pt"), str(tmp_path / "h.csv"), PARAMS_CLF,
                  Runtime())
     assert info["n_train"] == 30 + 17 and info["n_abnormal"] == 12
-    model = T.load_classifier(str(tmp_path / "c.pt"))
+    model = load_classifier(str(tmp_path / "c.pt"))
     assert model is not None and model.fc1.in_features == 156 + 6
     assert len((tmp_path / "h.csv").read_text().splitlines()) == 1 + 5

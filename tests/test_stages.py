@@ -1,10 +1,13 @@
 """Stages run directly on synthetic videos with small test backends: outputs, empty cases, failures."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 from conftest import write_frames, write_video
 
+from hscvad.features import assign_scenes
 from hscvad.h5store import FORMAT_VERSION, StoreError, read_arrays
 from hscvad.models.appearance import APPEARANCE, AppearanceModel
 from hscvad.models.detection import DETECTORS, Detections, Detector
@@ -141,7 +144,7 @@ def test_scene_labels_one_cluster_and_noise(tmp_path):
                                                          "perplexity": 5}, 0)
     assert (all_noise == 0).all()
     cents = scene_labels.centroids(feat / np.linalg.norm(feat, axis=1, keepdims=True), labels)
-    assert scene_labels.assign_scenes(np.array([[0.0, 1.0, 0, 0]]), cents)[0] == labels[10]
+    assert assign_scenes(np.array([[0.0, 1.0, 0, 0]]), cents)[0] == labels[10]
     # identical features (e.g. a segmentation model with random weights): one scene, no t-SNE NaNs
     same, _, info = scene_labels.cluster_scenes(np.ones((6, 4)), {"tsne": True, "eps": 4.63, "min_samples": 5,
                                                                   "perplexity": 30}, 0)
@@ -256,6 +259,8 @@ def test_motion_stream_without_persons_stops_with_a_clear_message(tmp_path):
         f["feature"] = np.zeros((0, 156), np.float32)
         f["clip"] = np.zeros(0, np.int32)
         f["class_id"] = np.zeros(0, np.int16)
+        f["track_id"] = np.zeros(0, np.int32)
+        f["box"] = np.zeros((0, 4), np.float32)
     with write_store(tmp_path / "s.h5", "scene", base) as f:
         f["feature"] = np.full((2, 6), 0.4, np.float32)
     with write_store(tmp_path / "scenes.h5", "scenes", {"n_scenes": 1}) as f:
@@ -288,8 +293,19 @@ def _walker(folder, n, fast_from=None, seed=0):
 
 
 @pytest.mark.motion
-def test_motion_stream_end_to_end_on_synthetic_skeletons(tmp_path):
-    from hscvad.stages import augment_motion, evaluate, motion, pose, score, train_hsc, train_motion_classifier
+def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
+    from hscvad.stages import (
+        augment_motion,
+        evaluate,
+        explain,
+        flow,
+        motion,
+        pose,
+        score,
+        train_hsc,
+        train_motion_classifier,
+        velocity,
+    )
 
     root = tmp_path / "own"
     for i in range(3):
@@ -302,9 +318,15 @@ def test_motion_stream_end_to_end_on_synthetic_skeletons(tmp_path):
     params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": 10, "test_box_corners": {}},
               "motion": {"backend": "skeleton", "min_score": 0.2},
               "streams": ["appearance", "motion"], "motion_classes": 2,
+              "flow": {"backend": "dis", "orientation_bins": 8, "magnitude_edges": [0.5, 1, 2, 4, 8],
+                       "dis": {"preset": "medium"}},
+              "velocity": {"parts": ["flow", "flow_rel", "track"]},
+              "readout": {"tau": "auto", "effective_entries": 5, "max_queries": 4096},
+              "explain": {"clips_per_video": 2, "objects_per_clip": 1, "objects_per_video": 3},
               "hsc": {"epochs": 40, "batch_size": 16, "lr": 0.005, "optimizer": "adam", "weight_decay": 1e-4,
                       "tau": 0.5, "memory_momentum": 0.9, "rec_reduction": "mean", "feature_norm": "none",
-                      "architecture": {"appearance": arch, "motion": arch},
+                      "architecture": {"appearance": arch, "motion": arch,
+                                       "velocity": {**arch, "input_norm": "standard"}},
                       "ablation": {k: True for k in ("scene_aware_encoder", "object_centric_decoder", "loss_scene",
                                                      "loss_object", "loss_classification", "loss_reconstruction")}},
               "motion_augmentation": {"mode": "MA-,+", "p_spatial": 0.5, "p_temporal": 0.5, "t_norm": 0.2,
@@ -314,17 +336,21 @@ def test_motion_stream_end_to_end_on_synthetic_skeletons(tmp_path):
     files = {}
     for split, vids in (("train", ["t0", "t1", "t2"]), ("test", ["x"])):
         for v in vids:
-            d = {k: tmp_path / k / split / f"{v}.h5" for k in ("tracks", "objects", "scene", "pose", "motion")}
+            d = {k: tmp_path / k / split / f"{v}.h5"
+                 for k in ("tracks", "objects", "scene", "pose", "motion", "flow", "velocity")}
             detect_track.run("own", ds, split, v, str(d["tracks"]), params, RT)
             appearance.run("own", ds, split, v, str(d["tracks"]), str(d["objects"]), params, RT)
             scene.run("own", ds, split, v, str(d["scene"]), params, RT)
             pose.run("own", ds, split, v, str(d["tracks"]), str(d["pose"]), params, RT)
             motion.run(str(d["tracks"]), str(d["pose"]), str(d["motion"]), params)
+            flow.run("own", ds, split, v, str(d["tracks"]), str(d["flow"]), params, RT)
+            velocity.run(str(d["tracks"]), str(d["flow"]), str(d["velocity"]), params)
             for k, p in d.items():
                 files.setdefault((k, split), []).append(str(p))
     scene_labels.run(files[("scene", "train")], str(tmp_path / "scenes.h5"), str(tmp_path / "emb.png"), params)
     streams = {"appearance": (files[("objects", "train")], files[("scene", "train")]),
-               "motion": (files[("motion", "train")], files[("scene", "train")])}
+               "motion": (files[("motion", "train")], files[("scene", "train")]),
+               "velocity": (files[("velocity", "train")], files[("scene", "train")])}
     train_hsc.run(streams, str(tmp_path / "scenes.h5"), str(tmp_path / "model.pt"), str(tmp_path / "h.csv"), params, RT)
     aug = augment_motion.run(str(tmp_path / "model.pt"), files[("motion", "train")], files[("scene", "train")],
                              str(tmp_path / "aug.h5"), params, RT)
@@ -333,13 +359,28 @@ def test_motion_stream_end_to_end_on_synthetic_skeletons(tmp_path):
                                 str(tmp_path / "clf.pt"), str(tmp_path / "clf.csv"), params, RT)
     split_files = {s: {"train": (files[(k, "train")], files[("scene", "train")]),
                        "test": (files[(k, "test")], files[("scene", "test")])}
-                   for s, k in (("appearance", "objects"), ("motion", "motion"))}
+                   for s, k in (("appearance", "objects"), ("motion", "motion"), ("velocity", "velocity"))}
     # stage 1 (the scene-motion autoencoder's Eq. 11 error) sees the fast, jittering walk
     score.run(str(tmp_path / "model.pt"), split_files, str(tmp_path / "scenes.h5"), str(tmp_path / "s1.h5"), params, RT)
     out = evaluate.run("own", ds, str(tmp_path / "s1.h5"), str(tmp_path / "auc1.json"), str(tmp_path / "f1.csv"),
                        str(tmp_path / "plots1"), params)
-    assert set(out["streams"]) == {"appearance", "motion", "fused"}
+    assert set(out["streams"]) == {"appearance", "motion", "velocity", "fused"}
     assert out["streams"]["motion"]["protocols"]["strict_unsmoothed"]["micro_auc"] > 0.8
+    # the walker triples its speed: the velocity stream sees it in every fast clip
+    assert out["streams"]["velocity"]["protocols"]["strict_unsmoothed"]["micro_auc"] > 0.95
+    with h5py.File(tmp_path / "s1.h5") as f:
+        ro = json.loads(f.attrs["readout"])
+        assert set(ro) == {"appearance", "motion", "velocity"} and ro["velocity"]["train_holdout"] == "video"
+        assert 0 < ro["velocity"]["tau"] < 10 and "auto" in ro["velocity"]["how"]
+        assert f["velocity"]["test_track"].shape == f["velocity"]["test_score"].shape == (12,)
+    # explanations: the fast walker's clips come first, boxed and attributed to a stream
+    info = explain.run("own", ds, str(tmp_path / "s1.h5"), files[("tracks", "test")], str(tmp_path / "explain"),
+                       str(tmp_path / "top.csv"), params)
+    assert info == {"n_videos": 1, "n_rows": 3}
+    assert (tmp_path / "explain" / "x.png").stat().st_size > 10_000
+    rows = (tmp_path / "top.csv").read_text().splitlines()
+    assert rows[0].startswith("video,rank,clip,first_frame,last_frame,track_id,x1,y1,x2,y2,class,fused_z,")
+    assert all(int(r.split(",")[2]) >= 6 for r in rows[1:])  # clips of frames >= 24 (clip length 4)
     # MA-,+: the classifier's P(abnormal) replaces the motion score (it learns the augmentations' abnormality,
     # so on this toy walk it need not rank the frames well; the scores must be valid probabilities)
     score.run(str(tmp_path / "model.pt"), split_files, str(tmp_path / "scenes.h5"), str(tmp_path / "s2.h5"), params, RT,

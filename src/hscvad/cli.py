@@ -16,10 +16,13 @@ STAGES = {
     "train-hsc": "train_hsc",
     "pose": "pose",
     "motion": "motion",
+    "flow": "flow",
+    "velocity": "velocity",
     "score": "score",
     "augment-motion": "augment_motion",
     "train-motion-classifier": "train_motion_classifier",
     "evaluate": "evaluate",
+    "explain": "explain",
     "summarise-run": "summarise_run",
     "fetch": "fetch",
 }
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--dataset", default=None)
         return s
 
-    for name in ("detect-track", "appearance", "scene", "pose"):
+    for name in ("detect-track", "appearance", "scene", "pose", "flow"):
         s = stage(name, f"per-video stage {name}")
         s.add_argument("--split", required=True)
         s.add_argument("--video", required=True)
@@ -47,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tracks", required=True)
     s.add_argument("--pose", required=True)
     s.add_argument("--output", required=True)
+    s = stage("velocity", "per-video velocity descriptors from tracks and flow statistics")
+    s.add_argument("--tracks", required=True)
+    s.add_argument("--flow", required=True)
+    s.add_argument("--output", required=True)
     s = stage("scene-labels", "scene pseudo-labels")
     s.add_argument("--inputs", nargs="+", required=True)
     s.add_argument("--output", required=True)
@@ -54,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = stage("train-hsc", "train the HSC autoencoders")
     s.add_argument("--objects", nargs="*", default=[], help="appearance files of the training videos")
     s.add_argument("--motion", nargs="*", default=[], help="motion files of the training videos")
+    s.add_argument("--velocity", nargs="*", default=[], help="velocity files of the training videos")
     s.add_argument("--scenes", nargs="+", required=True)
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
@@ -63,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--train-objects", nargs="*", default=[])
     s.add_argument("--train-motion", nargs="*", default=[])
+    s.add_argument("--train-velocity", nargs="*", default=[])
     s.add_argument("--train-scenes", nargs="+", required=True)
     s.add_argument("--test-objects", nargs="*", default=[])
     s.add_argument("--test-motion", nargs="*", default=[])
+    s.add_argument("--test-velocity", nargs="*", default=[])
     s.add_argument("--test-scenes", nargs="+", required=True)
     s.add_argument("--scene-labels", required=True)
     s.add_argument("--output", required=True)
@@ -90,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plots", required=True)
     s.add_argument("--table", help="AUC table (CSV): one row per stream and protocol")
     s.add_argument("--video-plots", help="folder for one score plot per video (PNG)")
+    s.add_argument("--tracks", nargs="*", default=[], help="track files of the test videos (localisation metrics)")
+    s.add_argument("--explanations", default=None, help="the explain rule's CSV (named in auc.json)")
+    s = stage("explain", "per test video: the top clips and the objects responsible (PNG, CSV)")
+    s.add_argument("--input", required=True, help="scores.h5")
+    s.add_argument("--tracks", nargs="+", required=True, help="track files of the test videos")
+    s.add_argument("--output", required=True, help="folder for one PNG per test video")
+    s.add_argument("--csv", required=True)
     s = sub.add_parser("summarise-run", help="the run's benchmarks per stage (CSV and plot)")
     s.add_argument("--dataset", required=True)
     s.add_argument("--benchmarks", required=True, help="the dataset's benchmark folder")

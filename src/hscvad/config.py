@@ -48,7 +48,14 @@ DEFAULT_ARCHITECTURE = {
     "appearance": {"encoder_hidden": [2048], "latent": 1280, "decoder_hidden": [1152]},
     # motion encoder [1792, 1280], decoder [1024, feature size] (the paper's 512-d PoseConv3D feature)
     "motion": {"encoder_hidden": [1792], "latent": 1280, "decoder_hidden": [1024]},
+    # the velocity stream (not in the paper): a 32-d descriptor, so a far smaller autoencoder; its
+    # columns mix px/frame, shares and ratios, so they are standardised with training statistics
+    "velocity": {"encoder_hidden": [256], "latent": 128, "decoder_hidden": [256], "input_norm": "standard"},
 }
+
+
+#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
+LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
 
 
 class ConfigError(ValueError):
@@ -166,6 +173,12 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {"dataset": ds, "pose": {k: pose[k] for k in keep}}
     if stage == "motion":
         return {"clip_length": T, "motion": motion_backend_params(config)}
+    if stage == "flow":
+        fl = config["flow"]
+        keep = ("backend", "orientation_bins", "magnitude_edges")
+        return {"dataset": ds, "flow": {**{k: fl[k] for k in keep}, fl["backend"]: fl.get(fl["backend"], {})}}
+    if stage == "velocity":
+        return {"clip_length": T, "velocity": config["velocity"]}
     if stage == "scene_labels":
         return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
     if stage in ("train_hsc", "retrain_motion"):
@@ -179,7 +192,8 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return out
     if stage == "score":
         streams = config["datasets"][dataset]["streams"]
-        return {"streams": streams, "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")},
+        return {"streams": streams, "seed": config["seed"],
+                "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")}, "readout": config["hsc"]["readout"],
                 "motion_augmentation": motion_augmentation_mode(config, dataset)}
     if stage == "augment_motion":
         ma = config["motion_augmentation"]
@@ -191,7 +205,11 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         return {"seed": config["seed"], "hsc": {"feature_norm": config["hsc"]["feature_norm"]},
                 "motion_augmentation": {k: ma[k] for k in ("fallback", "classifier")}}
     if stage == "evaluate":
-        return {"dataset": ds, "evaluation": section(config, dataset, "evaluation")}
+        ev = section(config, dataset, "evaluation")
+        ev["localisation"] = {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})}
+        return {"dataset": ds, "evaluation": ev}
+    if stage == "explain":
+        return {"dataset": ds, "explain": config["explain"]}
     raise KeyError(stage)
 
 

@@ -9,7 +9,30 @@ import numpy as np
 from .h5store import read_arrays
 
 #: the HDF5 layout (docs/hdf5_layout.md) holding each stream's per-video samples
-STREAM_LAYOUT = {"appearance": "objects", "motion": "motion"}
+STREAM_LAYOUT = {"appearance": "objects", "motion": "motion", "velocity": "velocity"}
+
+
+def object_samples(frame: np.ndarray, track_id: np.ndarray, clip_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group track rows into object samples (one track within one clip). Returns (sample index per
+    row, unique (clip, track) pairs in lexicographic order): every stream built from the same track
+    file numbers its samples the same way."""
+    keys = np.stack([np.asarray(frame) // int(clip_length), track_id], 1).astype(np.int64)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return inverse.reshape(-1), uniq
+
+
+def sample_boxes_and_classes(sample: np.ndarray, n_samples: int, boxes: np.ndarray, cls: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per object sample: (number of track rows, mean box, majority class of its rows)."""
+    S = int(n_samples)
+    if S == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64)
+    n_rows = np.bincount(sample, minlength=S)
+    box_mean = np.stack([np.bincount(sample, boxes[:, j], S) for j in range(4)], 1) / n_rows[:, None]
+    pairs, counts = np.unique(np.stack([sample, cls.astype(np.int64)], 1), axis=0, return_counts=True)
+    order = np.lexsort((-counts, pairs[:, 0]))
+    first = np.unique(pairs[order, 0], return_index=True)[1]
+    return n_rows, box_mean, pairs[order[first], 1]
 
 
 @dataclass
@@ -23,6 +46,8 @@ class Samples:
     video: np.ndarray  # (S,) index into videos
     clip: np.ndarray  # (S,)
     cls: np.ndarray  # (S,) object class used by the object-level contrast
+    track: np.ndarray  # (S,) track id within its video
+    box: np.ndarray  # (S, 4) mean box of the sample
     clip_scene_feat: list[np.ndarray]  # per video (C, D_B): every clip, with or without objects
     clip_length: int
 
@@ -31,6 +56,7 @@ def load_samples(object_files: list[str], scene_files: list[str], object_stage: 
     if len(object_files) != len(scene_files):
         raise ValueError("object and scene feature files must pair up by video")
     videos, n_frames, feats, sfeats, vids, clips, classes, clip_scene = [], [], [], [], [], [], [], []
+    tracks, boxes = [], []
     T = None
     dim = None
     for i, (of, sf) in enumerate(zip(object_files, scene_files)):
@@ -51,6 +77,8 @@ def load_samples(object_files: list[str], scene_files: list[str], object_stage: 
             vids.append(np.full(len(obj["clip"]), i, np.int32))
             clips.append(obj["clip"].astype(np.int64))
             classes.append(obj["class_id"].astype(np.int64))
+            tracks.append(obj["track_id"].astype(np.int64))
+            boxes.append(obj["box"].astype(np.float32))
         elif "dim" in oa and int(oa["dim"]):
             dim = int(oa["dim"])
     d_b = clip_scene[0].shape[1] if clip_scene else 0
@@ -62,8 +90,16 @@ def load_samples(object_files: list[str], scene_files: list[str], object_stage: 
         videos=videos, n_frames=np.array(n_frames, np.int64),
         feat=cat(feats, (0, dim or 0), np.float32), scene_feat=cat(sfeats, (0, d_b), np.float32),
         video=cat(vids, (0,), np.int32), clip=cat(clips, (0,), np.int64), cls=cat(classes, (0,), np.int64),
+        track=cat(tracks, (0,), np.int64), box=cat(boxes, (0, 4), np.float32),
         clip_scene_feat=clip_scene, clip_length=T or 16,
     )
+
+
+def assign_scenes(feat: np.ndarray, cents: np.ndarray) -> np.ndarray:
+    """Nearest scene centroid by cosine similarity (features and centroids are l2-normalised)."""
+    if len(feat) == 0:
+        return np.zeros(0, np.int64)
+    return (feat @ cents.T).argmax(1).astype(np.int64)
 
 
 def scene_labels_for(samples: Samples, scenes_file: str) -> np.ndarray:

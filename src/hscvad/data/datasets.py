@@ -216,6 +216,11 @@ class Avenue(Dataset):
             return L.read_avenue_mat(path)
         return super()._read_labels(video, n_frames)
 
+    def pixel_masks(self, video):
+        """The official ``volLabel`` pixel masks (None when only .npy frame masks are there)."""
+        path = self.root / "ground_truth_demo" / "testing_label_mask" / f"{int(video)}_label.mat"
+        return L.read_avenue_masks(path) if path.is_file() else None
+
 
 @register_dataset("shanghaitech")
 class ShanghaiTech(Dataset):

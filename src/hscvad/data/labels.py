@@ -52,8 +52,8 @@ def ranges_to_labels(ranges: list[tuple[int, int]], n_frames: int, source: str |
     return labels
 
 
-def read_avenue_mat(path: str | Path) -> np.ndarray:
-    """CUHK Avenue ``N_label.mat``: ``volLabel`` holds one pixel mask per frame."""
+def read_avenue_masks(path: str | Path) -> np.ndarray:
+    """CUHK Avenue ``N_label.mat``: ``volLabel``, one pixel mask per frame -> (T, H, W) bool."""
     path = Path(path)
     try:
         import scipy.io
@@ -66,12 +66,21 @@ def read_avenue_mat(path: str | Path) -> np.ndarray:
 
         with h5py.File(path, "r") as f:
             refs = f["volLabel"][()].reshape(-1)
-            masks = [np.asarray(f[r]) for r in refs]
+            masks = [np.asarray(f[r]).T for r in refs]
     except KeyError as e:
         raise LabelError(f"{path}: no 'volLabel' variable") from e
     except Exception as e:  # scipy raises several types for corrupt files
         raise LabelError(f"{path}: cannot read MATLAB file ({e})") from e
-    return np.array([m.any() for m in masks], dtype=np.uint8)
+    shapes = {m.shape for m in masks}
+    if len(shapes) != 1 or not masks:
+        raise LabelError(f"{path}: volLabel masks of different sizes {sorted(shapes)}")
+    return np.stack(masks) > 0
+
+
+def read_avenue_mat(path: str | Path) -> np.ndarray:
+    """CUHK Avenue ``N_label.mat`` -> frame labels (a frame is abnormal when its mask is not empty)."""
+    masks = read_avenue_masks(path)
+    return masks.reshape(len(masks), -1).any(1).astype(np.uint8)
 
 
 def read_npy_labels(path: str | Path) -> np.ndarray:

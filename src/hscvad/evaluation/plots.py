@@ -138,3 +138,41 @@ def stage_times(stages: list[str], seconds: list[float], path: Path, title: str)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+#: box colour of the stream that found an object abnormal (explanations)
+STREAM_COLOURS = {"appearance": "tab:orange", "velocity": "tab:red", "motion": "tab:purple"}
+
+
+def explanation(path: Path, video: str, panels: list[dict], streams: list[str]) -> None:
+    """One PNG per test video: its highest-scoring clips, each shown by one frame with every
+    object of the clip (grey) and the top objects drawn in the colour of the stream whose
+    standardised score is highest, labelled with rank, class, that stream and the z-scores.
+
+    Each panel: ``image`` (H, W, 3), ``title``, ``others`` (k, 4) boxes, ``objects``: list of dicts
+    with ``box``, ``label``, ``stream``."""
+    plt = _plt()
+    import matplotlib.patches as mpatches
+
+    n = max(len(panels), 1)
+    h, w = panels[0]["image"].shape[:2] if panels else (240, 360)
+    fig, axes = plt.subplots(1, n, figsize=(min(6.0 * w / h, 9.0) * n, 6.0), squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        ax.imshow(p["image"])
+        for b in p["others"]:
+            ax.add_patch(mpatches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="0.85", lw=0.8))
+        for o in p["objects"]:
+            b, c = o["box"], STREAM_COLOURS.get(o["stream"], "tab:blue")
+            ax.add_patch(mpatches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=c, lw=2.0))
+            ax.text(b[0], max(b[1] - 2, 0), o["label"], color="white", fontsize=7, va="bottom",
+                    bbox={"facecolor": c, "alpha": 0.85, "pad": 1, "lw": 0})
+        ax.set_title(p["title"], fontsize=9)
+        ax.set_axis_off()
+    for ax in axes[0][len(panels):]:
+        ax.set_axis_off()
+    handles = [mpatches.Patch(color=STREAM_COLOURS.get(s, "tab:blue"), label=f"{s} stream") for s in streams]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(f"video {video}: highest-scoring clips and the objects responsible", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    _save(fig, Path(path))
+    plt.close(fig)

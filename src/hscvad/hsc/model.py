@@ -7,13 +7,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def mlp(dims: list[int]) -> nn.Sequential:
-    """Linear layers with batch normalisation and ReLU between them (none after the last)."""
+def mlp(dims: list[int], block: str = "ours") -> nn.Sequential:
+    """``ours``: linear layers with batch normalisation and ReLU between them (none after the last).
+    ``reference``: the public reference code's block, linear layers without bias, each followed by
+    batch normalisation, with ReLU between them (Linear -> BN -> ReLU -> Linear -> BN)."""
+    if block not in ("ours", "reference"):
+        raise ValueError(f"hsc.architecture.<stream>.block: {block!r} is not 'ours' or 'reference'")
+    ref = block == "reference"
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True)]
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=not ref))
+        last = i == len(dims) - 2
+        if not last or ref:
+            layers.append(nn.BatchNorm1d(dims[i + 1]))
+        if not last:
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -27,14 +35,14 @@ class SceneAwareAE(nn.Module):
 
     def __init__(self, feat_dim: int, scene_dim: int, encoder_hidden: list[int], latent: int,
                  decoder_hidden: list[int], n_scenes: int, scene_aware: bool = True,
-                 object_centric: bool = True, classifier: bool = True):
+                 object_centric: bool = True, classifier: bool = True, block: str = "ours"):
         super().__init__()
         self.feat_dim, self.scene_dim = int(feat_dim), int(scene_dim)
         self.scene_aware, self.object_centric = bool(scene_aware), bool(object_centric)
         in_dim = self.feat_dim + (self.scene_dim if self.scene_aware else 0)
         out_dim = self.feat_dim + (0 if self.object_centric else self.scene_dim)
-        self.encoder = mlp([in_dim, *encoder_hidden, latent])
-        self.decoder = mlp([latent, *decoder_hidden, out_dim])
+        self.encoder = mlp([in_dim, *encoder_hidden, latent], block)
+        self.decoder = mlp([latent, *decoder_hidden, out_dim], block)
         self.classifier = nn.Linear(latent, n_scenes) if (classifier and n_scenes > 1) else None
 
     def encode(self, f: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:

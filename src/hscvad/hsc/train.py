@@ -41,13 +41,37 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def prepare_features(feat: np.ndarray, norm: str) -> np.ndarray:
+def prepare_features(feat: np.ndarray, norm: str, stats: dict[str, list[float]] | None = None) -> np.ndarray:
+    """``none``: as is; ``l2``: unit length per sample; ``standard``: per dimension
+    (f - mean) / std with the training samples' ``stats`` (:func:`standard_stats`)."""
     feat = np.asarray(feat, np.float32)
     if norm == "l2":
         return feat / np.maximum(np.linalg.norm(feat, axis=1, keepdims=True), 1e-12)
     if norm == "none":
         return feat
-    raise ValueError(f"hsc.feature_norm: unknown value {norm!r} (l2 or none)")
+    if norm == "standard":
+        if stats is None:
+            raise ValueError("input normalisation 'standard' needs the training samples' mean and std")
+        mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+        return ((feat - mean) / std).astype(np.float32)
+    raise ValueError(f"hsc.feature_norm: unknown value {norm!r} (none, l2 or standard)")
+
+
+def standard_stats(feat: np.ndarray) -> dict[str, list[float]]:
+    """Per-dimension mean and standard deviation of training features (constant dimensions get 1)."""
+    feat = np.asarray(feat, np.float64)
+    sd = feat.std(0)
+    return {"mean": feat.mean(0).tolist(), "std": np.where(sd > 1e-8, sd, 1.0).tolist()}
+
+
+def model_input(feat: np.ndarray, meta: dict[str, Any], stream: str) -> np.ndarray:
+    """Object features as a trained checkpoint's ``stream`` expects them (its input normalisation)."""
+    return prepare_features(feat, input_norm(meta["stream_cfg"][stream]), meta.get("input_norm_stats", {}).get(stream))
+
+
+def input_norm(stream_cfg: dict[str, Any]) -> str:
+    """A stream's input normalisation: its architecture's ``input_norm``, else ``hsc.feature_norm``."""
+    return stream_cfg["architecture"].get("input_norm") or stream_cfg["feature_norm"]
 
 
 def build_model(cfg: dict[str, Any], feat_dim: int, scene_dim: int, n_scenes: int) -> SceneAwareAE:
@@ -55,7 +79,7 @@ def build_model(cfg: dict[str, Any], feat_dim: int, scene_dim: int, n_scenes: in
     return SceneAwareAE(
         feat_dim, scene_dim, arch["encoder_hidden"], arch["latent"], arch["decoder_hidden"], n_scenes,
         scene_aware=abl["scene_aware_encoder"], object_centric=abl["object_centric_decoder"],
-        classifier=abl["loss_classification"],
+        classifier=abl["loss_classification"], block=arch.get("block", "ours"),
     )
 
 
@@ -78,6 +102,9 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
         raise ValueError(f"HSC training needs at least 2 object samples, got {n}")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Subnormal floats (e.g. memory entries or Adam moments decaying towards 0) cost some CPUs two
+    # orders of magnitude per operation; flush them to zero where the CPU supports it.
+    torch.set_flush_denormal(True)
     gen = torch.Generator().manual_seed(seed)
     dev = torch.device(device)
     abl = cfg["ablation"]
@@ -136,17 +163,75 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
 
 
 @torch.no_grad()
+def encode(model: SceneAwareAE, feat: np.ndarray, scene_feat: np.ndarray, device, batch_size: int = 4096
+           ) -> torch.Tensor:
+    """Encodings z (Eq. 1) of samples, in evaluation mode."""
+    model.eval()
+    out = []
+    for i in range(0, len(feat), batch_size):
+        f = torch.from_numpy(np.ascontiguousarray(feat[i : i + batch_size], np.float32)).to(device)
+        fb = torch.from_numpy(np.ascontiguousarray(scene_feat[i : i + batch_size], np.float32)).to(device)
+        out.append(model.encode(f, fb))
+    return torch.cat(out) if out else torch.zeros(0, model.decoder[0].in_features, device=device)
+
+
+def _masked_logits(z: torch.Tensor, bank: torch.Tensor, tau: float, query_group: torch.Tensor | None,
+                   bank_group: torch.Tensor | None) -> torch.Tensor:
+    logits = z @ bank.T / tau
+    if query_group is not None:  # leave-one-group-out: a query never reads its own group's entries
+        logits = logits.masked_fill(query_group[:, None] == bank_group[None, :], float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def effective_entries(z: torch.Tensor, bank: torch.Tensor, tau: float, query_group: torch.Tensor | None = None,
+                      bank_group: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
+    """Per query, the effective number of bank entries Eq. 10's read-out averages: 1 / sum_i w_i^2
+    (N when the weights are uniform, 1 when one entry takes all)."""
+    out = []
+    for i in range(0, len(z), batch_size):
+        qg = query_group[i : i + batch_size] if query_group is not None else None
+        w = torch.softmax(_masked_logits(z[i : i + batch_size], bank, tau, qg, bank_group), dim=1)
+        out.append(1.0 / (w * w).sum(1))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def readout_temperature(z: torch.Tensor, bank: torch.Tensor, target: float, query_group: torch.Tensor | None = None,
+                        bank_group: torch.Tensor | None = None, lo: float = 1e-4, hi: float = 10.0,
+                        iterations: int = 40) -> float:
+    """The read-out temperature at which the median query reads ``target`` effective entries
+    (bisection on log tau; the effective number grows with tau). Uses no label of any kind."""
+    target = float(target)
+    for _ in range(iterations):
+        mid = float(np.sqrt(lo * hi))
+        if float(effective_entries(z, bank, mid, query_group, bank_group).median()) > target:
+            hi = mid
+        else:
+            lo = mid
+    return float(np.sqrt(lo * hi))
+
+
+@torch.no_grad()
 def score_samples(model: SceneAwareAE, bank: torch.Tensor, feat: np.ndarray, scene_feat: np.ndarray,
-                  tau: float, batch_size: int = 4096) -> np.ndarray:
-    """Eq. 11 for every sample: || f - Theta( sum_i w_i M_i ) ||^2 with w from Eq. 10."""
+                  tau: float, batch_size: int = 1024, query_group: np.ndarray | None = None,
+                  bank_group: np.ndarray | None = None) -> np.ndarray:
+    """Eq. 11 for every sample: || f - Theta( sum_i w_i M_i ) ||^2 with w from Eq. 10. With
+    ``query_group`` / ``bank_group`` a sample does not read the entries of its own group (training
+    samples scored leave-one-video-out, as a normal video the model has not seen)."""
+    torch.set_flush_denormal(True)
     model.eval()
     dev = bank.device
     out = []
+    bg = torch.from_numpy(np.asarray(bank_group, np.int64)).to(dev) if bank_group is not None else None
     for i in range(0, len(feat), batch_size):
         f = torch.from_numpy(np.ascontiguousarray(feat[i : i + batch_size], np.float32)).to(dev)
         fb = torch.from_numpy(np.ascontiguousarray(scene_feat[i : i + batch_size], np.float32)).to(dev)
         z = model.encode(f, fb)
-        recon = model.decode(L.memory_readout(z, bank, tau))
+        qg = (torch.from_numpy(np.asarray(query_group[i : i + batch_size], np.int64)).to(dev)
+              if query_group is not None else None)
+        w = torch.softmax(_masked_logits(z, bank, tau, qg, bg), dim=1)
+        recon = model.decode(w @ bank)
         out.append(((model.target(f, fb) - recon) ** 2).sum(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

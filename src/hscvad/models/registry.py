@@ -47,6 +47,13 @@ class Registry:
 
         return deco
 
+    def get(self, name: str, key: str = "") -> type:
+        """The backend class registered under ``name`` (its class attributes describe it)."""
+        if name not in self._items:
+            known = ", ".join(self.names())
+            raise KeyError(f"{key or self.kind}: unknown {self.kind} backend {name!r}; known: {known}")
+        return self._items[name]
+
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -62,6 +69,7 @@ APPEARANCE = Registry("appearance")
 SCENE = Registry("scene")
 POSE = Registry("pose")
 MOTION = Registry("motion")
+FLOW = Registry("optical flow")
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

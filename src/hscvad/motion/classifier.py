@@ -65,3 +65,20 @@ def abnormal_probability(model: MotionClassifier, x: np.ndarray, batch_size: int
         xb = torch.from_numpy(np.ascontiguousarray(x[lo : lo + batch_size], np.float32)).to(dev)
         out.append(torch.softmax(model(xb), 1)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def classifier_input(feat: np.ndarray, scene_feat: np.ndarray, feature_norm: str) -> np.ndarray:
+    """The classifier's input [f_mot, f_B] (f_mot normalised as ``hsc.feature_norm`` says)."""
+    from ..hsc.train import prepare_features
+
+    return np.concatenate([prepare_features(feat, feature_norm), scene_feat], 1).astype(np.float32)
+
+
+def load_classifier(path: str, device: str = "cpu") -> MotionClassifier | None:
+    """The trained classifier, or None when the file marks it disabled (fallback ``autoencoder``)."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if not payload["enabled"]:
+        return None
+    model = MotionClassifier(payload["in_dim"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()

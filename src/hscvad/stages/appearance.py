@@ -9,18 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import build_dataset
+from ..features import object_samples, sample_boxes_and_classes
 from ..h5store import read_arrays, write_store
 from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
 from ..models.appearance import APPEARANCE, crop_boxes
 from ..models.registry import Runtime
-from .common import clip_of, log, progress
-
-
-def object_samples(frame: np.ndarray, track_id: np.ndarray, clip_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group track rows into object samples. Returns (sample index per row, unique (clip, track))."""
-    keys = np.stack([clip_of(frame, clip_length), track_id], 1).astype(np.int64)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return inverse.reshape(-1), uniq
+from .common import log, progress
 
 
 def select_rows(sample: np.ndarray, frame: np.ndarray, k: int) -> np.ndarray:
@@ -89,17 +83,7 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
                                "frames than its track file says")
     feat = (feat_sum / np.maximum(n_crops, 1)[:, None]).astype(np.float32)
 
-    n_rows = np.bincount(sample, minlength=S) if S else np.zeros(0, np.int64)
-    # majority class of each sample's rows
-    if S:
-        pairs, counts = np.unique(np.stack([sample, cls.astype(np.int64)], 1), axis=0, return_counts=True)
-        order = np.lexsort((-counts, pairs[:, 0]))
-        first = np.unique(pairs[order, 0], return_index=True)[1]
-        sample_cls = pairs[order[first], 1]
-        box_mean = np.stack([np.bincount(sample, boxes[:, j], S) for j in range(4)], 1) / n_rows[:, None]
-    else:
-        sample_cls = np.zeros(0, np.int64)
-        box_mean = np.zeros((0, 4))
+    n_rows, box_mean, sample_cls = sample_boxes_and_classes(sample, S, boxes, cls)
     out_attrs = {
         "dataset": dataset_name, "split": split, "video": video, "n_frames": int(attrs["n_frames"]),
         "clip_length": T, "backend": cfg["backend"], "dim": dim,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..features import load_samples
 from ..h5store import read_arrays, write_store
-from ..hsc.train import load_checkpoint, prepare_features, score_samples
+from ..hsc.train import load_checkpoint, model_input, score_samples
 from ..models.motion import build_motion
 from ..models.registry import Runtime
 from ..motion import augment
@@ -25,7 +25,7 @@ def run(model_path: str, motion_files: list[str], scene_files: list[str], out: s
         runtime: Runtime) -> dict:
     cfg = params["motion_augmentation"]
     hsc = params["hsc"]
-    models, _ = load_checkpoint(model_path, runtime.device)
+    models, meta = load_checkpoint(model_path, runtime.device)
     if "motion" not in models:
         raise KeyError(f"{model_path}: no trained motion stream")
     model, bank = models["motion"]
@@ -39,7 +39,7 @@ def run(model_path: str, motion_files: list[str], scene_files: list[str], out: s
     if len(K) == 0:
         raise ValueError("augment_motion: no training person sample to augment")
     tau = float(hsc["tau"])
-    base_err = score_samples(model, bank, prepare_features(train.feat, hsc["feature_norm"]), train.scene_feat, tau)
+    base_err = score_samples(model, bank, model_input(train.feat, meta, "motion"), train.scene_feat, tau)
     rng = np.random.default_rng(int(params["seed"]))
     variants = augment.variants(K, rng, float(cfg["p_spatial"]), float(cfg["p_temporal"]))
     motion_model = build_motion(params["motion"], runtime)
@@ -52,7 +52,7 @@ def run(model_path: str, motion_files: list[str], scene_files: list[str], out: s
         source.append(np.arange(len(seq)))
     X = np.concatenate(feats)
     XB = np.concatenate(scene)
-    err = score_samples(model, bank, prepare_features(X, hsc["feature_norm"]), XB, tau)
+    err = score_samples(model, bank, model_input(X, meta, "motion"), XB, tau)
     norm = augment.normalised_error(err, base_err)
     idx, labels = augment.select(norm, float(cfg["t_norm"]), float(cfg["t_abn"]), cfg["mode"])
     n_norm, n_abn = int((labels == 0).sum()), int((labels == 1).sum())

@@ -14,7 +14,7 @@ import numpy as np
 from ..data import build_dataset
 from ..evaluation import plots
 from ..evaluation.protocols import macro_auc, micro_auc, reference_protocol, strict_protocol
-from ..h5store import atomic_path, open_store, write_json
+from ..h5store import atomic_path, open_store, read_arrays, write_json
 from .common import log
 
 
@@ -60,8 +60,95 @@ def evaluate_streams(raw, stats, labels, T, params):
     return res, ref_scores, keep, strict_scores
 
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if not len(pos) or not len(neg):
+        return None
+    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
+
+
+def localisation(ds, scores_file: str, track_files: list[str], labels, params: dict) -> dict:
+    """RBDC / TBDC from the scored object boxes, parse coverage and object-level AUCs per stream
+    (hscvad.evaluation.localisation), where the dataset has pixel masks of its anomalies."""
+    from ..evaluation import localisation as LOC
+    from ..evaluation.objects import load_objects, row_scores
+
+    cfg = params["evaluation"]["localisation"]
+    beta, alpha, thr = float(cfg["beta"]), float(cfg["alpha"]), float(cfg["overlap"])
+    table = load_objects(scores_file)
+    T = table.clip_length
+    if labels is None:
+        return {"available": False, "reason": "the dataset has no frame labels"}
+    if len(track_files) != len(table.videos):
+        raise ValueError(f"evaluate: {len(track_files)} track files for {len(table.videos)} test videos")
+    det_f, det_b, det_s, gt_f, gt_b, gt_t = [], [], [], [], [], []
+    overlap = np.zeros(len(table.video))
+    n_abn_clips = n_covered = 0
+    offset = track_offset = 0
+    for i, (v, n) in enumerate(zip(table.videos, table.n_frames)):
+        masks = ds.pixel_masks(v)
+        if masks is None:
+            return {"available": False, "reason": f"no pixel masks for test video {v} (adapter {ds.adapter})"}
+        if len(masks) != int(n):
+            raise ValueError(f"dataset {ds.name}: {len(masks)} pixel masks for the {int(n)} frames of test video {v}")
+        rf, rb = LOC.mask_regions(masks, int(cfg["min_region_area"]))
+        rt = LOC.link_tracks(rf, rb)
+        gt_f.append(rf + offset), gt_b.append(rb), gt_t.append(rt + track_offset)
+        track_offset += int(rt.max()) + 1 if len(rt) else 0
+        arr, attrs = read_arrays(track_files[i], "tracks")
+        if attrs["video"] != v:
+            raise ValueError(f"{track_files[i]} belongs to video {attrs['video']}, expected {v}")
+        sc = row_scores(table, i, arr["frame"], arr["track_id"])
+        ok = np.isfinite(sc)
+        det_f.append(arr["frame"][ok].astype(np.int64) + offset), det_b.append(arr["box"][ok]), det_s.append(sc[ok])
+        sel = table.video == i
+        overlap[sel] = LOC.box_mask_overlap(masks, T, table.clip[sel], table.box[sel])
+        clip_abn = np.zeros(-(-int(n) // T), bool)
+        np.logical_or.at(clip_abn, np.arange(int(n)) // T, labels[i].astype(bool))
+        covered = np.zeros_like(clip_abn)
+        covered[table.clip[sel][overlap[sel] >= thr]] = True
+        n_abn_clips += int(clip_abn.sum())
+        n_covered += int((covered & clip_abn).sum())
+        offset += int(n)
+    res = LOC.rbdc_tbdc(np.concatenate(det_f), np.concatenate(det_b), np.concatenate(det_s), np.concatenate(gt_f),
+                        np.concatenate(gt_b), np.concatenate(gt_t), int(offset), beta, alpha, float(cfg["max_fpr"]))
+    # objects on the annotated anomaly (positive) vs objects in clips without an abnormal frame (negative)
+    clip_has_abn = np.zeros(len(table.video), bool)
+    for i, y in enumerate(labels):
+        sel = table.video == i
+        ca = np.zeros(-(-len(y) // T), bool)
+        np.logical_or.at(ca, np.arange(len(y)) // T, y.astype(bool))
+        clip_has_abn[sel] = ca[table.clip[sel]]
+    pos, neg = overlap >= thr, ~clip_has_abn
+    obj = {s: {"hsc": _auc(table.raw[pos, j], table.raw[neg, j]), "knn_1": _auc(table.knn[pos, j], table.knn[neg, j]),
+               "n_positive": int((pos & np.isfinite(table.raw[:, j])).sum()),
+               "n_negative": int((neg & np.isfinite(table.raw[:, j])).sum())}
+           for j, s in enumerate(table.streams)}
+    obj["fused"] = {"hsc": _auc(table.fused[pos], table.fused[neg]), "n_positive": int(pos.sum()),
+                    "n_negative": int(neg.sum())}
+    return {
+        "available": True, **res,
+        "detections": "every tracked box of every test frame, scored with its object's fused score (mean over "
+                      "streams of the score standardised by the stream's training scores)",
+        "ground_truth": f"connected components (>= {int(cfg['min_region_area'])} px) of the pixel masks per frame; "
+                        "tracks link overlapping regions of consecutive frames",
+        "parse_coverage": n_covered / n_abn_clips if n_abn_clips else None,
+        "n_abnormal_clips": n_abn_clips, "n_abnormal_clips_covered": n_covered,
+        "parse_coverage_definition": f"share of clips holding an abnormal frame in which some parsed object's mean "
+                                     f"box is covered >= {thr:g} by the union of the clip's anomaly masks",
+        "object_auc": obj,
+        "object_auc_definition": f"per stream, objects whose mean box is covered >= {thr:g} by the clip's anomaly "
+                                 "masks (positive) vs objects in clips without an abnormal frame (negative); "
+                                 "hsc: the stream's score; knn_1: squared distance to the nearest training sample "
+                                 "over the same autoencoder inputs (diagnostic baseline)",
+    }
+
+
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, out_csv: str, plot_dir: str,
-        params: dict, table: str | None = None, video_plots: str | None = None) -> dict:
+        params: dict, table: str | None = None, video_plots: str | None = None,
+        track_files: list[str] | None = None, explanations: str | None = None) -> dict:
     with open_store(scores_file, "scores") as f:
         streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
         videos = [v.decode() for v in f["videos"][()]]
@@ -84,6 +171,10 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
     per_stream["fused"] = fused
     default = params["evaluation"]["protocol"]
     desc = _describe(params, T)
+    with open_store(scores_file, "scores") as f:
+        readout = json.loads(f.attrs["readout"]) if "readout" in f.attrs else None
+    loc = localisation(ds, scores_file, track_files or [], labels, params) if track_files else {
+        "available": False, "reason": "no track files given"}
     result = {
         "dataset": dataset_name,
         "protocol": default,
@@ -97,6 +188,13 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         "n_abnormal_frames": int(sum(int(y.sum()) for y in labels)) if labels is not None else None,
         "has_labels": labels is not None,
         "train_score_stats": stats,
+        "fusion": {"streams": streams, "weights": {s: 1.0 / len(streams) for s in streams},
+                   "statistics": "strict: each stream's mean and std of its training samples' scores (leave-one-"
+                                 "video-out, train_score_stats); reference: min-max over the test set"},
+        "readout": readout,
+        "localisation": loc,
+        "explanations": ({"csv": explanations, "images": str(Path(explanations).parent.parent / "plots" / "explain")}
+                         if explanations else None),
     }
     write_json(out_json, result)
 
@@ -143,4 +241,5 @@ def _fmt(x) -> str:
 
 def main(args) -> None:
     run(args.dataset, args.params["dataset"], args.input, args.output, args.csv, args.plots, args.params,
-        table=args.table, video_plots=args.video_plots)
+        table=args.table, video_plots=args.video_plots, track_files=args.tracks,
+        explanations=args.explanations)

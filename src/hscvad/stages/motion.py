@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..features import object_samples
 from ..h5store import read_arrays, write_store
 from ..models.motion import build_motion
 from ..models.registry import Runtime
-from .appearance import object_samples
 from .common import log
 
 

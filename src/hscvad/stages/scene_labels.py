@@ -67,13 +67,6 @@ def centroids(feat: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def assign_scenes(feat: np.ndarray, cents: np.ndarray) -> np.ndarray:
-    """Nearest centroid by cosine similarity (features and centroids are l2-normalised)."""
-    if len(feat) == 0:
-        return np.zeros(0, np.int64)
-    return (feat @ cents.T).argmax(1).astype(np.int64)
-
-
 def run(scene_files: list[str], out: str, plot: str, params: dict) -> dict:
     cfg = params["scene_labels"]
     videos, feats, clips = [], [], []

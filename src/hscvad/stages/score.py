@@ -2,7 +2,10 @@
 
 A clip's raw score is its highest object score, given to each of its frames; frames of clips with
 no object are NaN here and filled by each evaluation protocol. Training samples are scored too,
-so the strict protocol can normalise with training statistics. Output layout ``scores``.
+so the strict protocol can normalise with training statistics: each training sample is scored
+leave-one-video-out (it does not read the memory entries of its own video), as the unseen normal
+video a test sample is. The read-out temperature of Eq. 10 is chosen per stream without labels
+(:func:`choose_tau`). Output layout ``scores``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ import json
 
 import numpy as np
 
-from ..features import STREAM_LAYOUT, load_samples
+from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
-from ..hsc.train import load_checkpoint, prepare_features, score_samples
+from ..hsc.train import load_checkpoint, model_input, score_samples
 from ..models.registry import Runtime
 from .common import log, n_clips
-from .scene_labels import assign_scenes
 
 
 def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:
@@ -38,34 +40,105 @@ def _stats(x: np.ndarray) -> dict[str, float]:
             "p01": float(q[0]), "p50": float(q[1]), "p99": float(q[2]), "n": int(len(x))}
 
 
+def holdout_groups(train_video: np.ndarray) -> tuple[np.ndarray, str]:
+    """Groups a training sample must not read when it is scored as if unseen: its own video, or
+    itself alone when all training samples come from one video."""
+    if len(np.unique(train_video)) > 1:
+        return train_video.astype(np.int64), "video"
+    return np.arange(len(train_video), dtype=np.int64), "sample"
+
+
+def choose_tau(model, bank, train_in, train_scene, groups, readout: dict, paper_tau: float, seed: int,
+               device) -> tuple[float, str]:
+    """Eq. 10's read-out temperature: a number, ``paper`` (hsc.tau, the training temperature), or
+    ``auto``: the temperature at which the median training query, read leave-one-group-out, spreads
+    its weight over ``effective_entries`` bank entries. No label is used."""
+    import torch
+
+    from ..hsc.train import encode, readout_temperature
+
+    tau = readout["tau"]
+    if tau == "paper":
+        return float(paper_tau), f"hsc.tau = {paper_tau} (the training temperature)"
+    if tau != "auto":
+        return float(tau), "hsc.readout.tau (set in the configuration)"
+    n = len(train_in)
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(n, size=min(n, int(readout["max_queries"])), replace=False))
+    z = encode(model, train_in[q], train_scene[q], device)
+    dev = z.device
+    g = torch.from_numpy(groups).to(dev)
+    n_bank = len(bank)
+    bank_g = torch.cat([g, torch.full((n_bank - n,), -1, dtype=g.dtype, device=dev)]) if n_bank > n else g[:n_bank]
+    target = float(readout["effective_entries"])
+    t = readout_temperature(z, bank, target, g[q], bank_g)
+    return t, (f"auto: median effective number of bank entries per training query (leave-one-video-out) "
+               f"= {target:g}, over {len(q)} training queries")
+
+
+def nn_distance(query: np.ndarray, ref: np.ndarray, query_group: np.ndarray | None = None,
+                ref_group: np.ndarray | None = None, batch_size: int = 2048) -> np.ndarray:
+    """Squared Euclidean distance to the nearest reference sample (of another group when given):
+    the plain 1-nearest-neighbour baseline over the same model inputs, kept as a diagnostic."""
+    import torch
+
+    r = torch.from_numpy(np.ascontiguousarray(ref, np.float32))
+    rg = torch.from_numpy(ref_group) if ref_group is not None else None
+    out = []
+    for i in range(0, len(query), batch_size):
+        qq = torch.from_numpy(np.ascontiguousarray(query[i : i + batch_size], np.float32))
+        d = torch.cdist(qq, r).pow(2)
+        if rg is not None:
+            d = d.masked_fill(torch.from_numpy(query_group[i : i + batch_size])[:, None] == rg[None, :], float("inf"))
+        out.append(d.min(1).values.numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
 def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]]]], scenes_file: str,
         out: str, params: dict, runtime: Runtime, plot: str | None = None, classifier: str | None = None,
         motion_model: str | None = None) -> dict:
+    import torch
+
+    from ..hsc.train import effective_entries, encode
+
     cfg = params["hsc"]
-    tau = float(cfg["tau"])
+    readout = params["readout"]
     models, meta = load_checkpoint(model_path, runtime.device)
+    motion_meta = meta
     if motion_model is not None:  # MA-: the motion autoencoder retrained with pseudo-normal samples
-        models["motion"] = load_checkpoint(motion_model, runtime.device)[0]["motion"]
+        loaded, motion_meta = load_checkpoint(motion_model, runtime.device)
+        models["motion"] = loaded["motion"]
     scenes, _ = read_arrays(scenes_file, "scenes")
-    stats, result = {}, {}
+    stats, result, readouts = {}, {}, {}
     test_ref = None
-    with write_store(out, "scores", {"streams": list(streams), "tau": tau}) as f:
+    with write_store(out, "scores", {"streams": list(streams)}) as f:
         for name, split_files in streams.items():
             if name not in models:
                 raise KeyError(f"{model_path}: no trained '{name}' stream (trained: {list(models)})")
             model, bank = models[name]
+            smeta = motion_meta if name == "motion" else meta
             train = load_samples(*split_files["train"], STREAM_LAYOUT[name])
             test = load_samples(*split_files["test"], STREAM_LAYOUT[name])
-            tr = score_samples(model, bank, prepare_features(train.feat, cfg["feature_norm"]), train.scene_feat, tau)
-            te = score_samples(model, bank, prepare_features(test.feat, cfg["feature_norm"]), test.scene_feat, tau)
+            if len(bank) < len(train.feat):
+                raise ValueError(f"{model_path}: the {name} memory bank has {len(bank)} entries for "
+                                 f"{len(train.feat)} training samples; rerun train_hsc")
+            tr_in, te_in = model_input(train.feat, smeta, name), model_input(test.feat, smeta, name)
+            groups, group_kind = holdout_groups(train.video)
+            bank_groups = np.concatenate([groups, np.full(len(bank) - len(groups), -1, np.int64)])
+            tau, how = choose_tau(model, bank, tr_in, train.scene_feat, groups, readout, float(cfg["tau"]),
+                                  int(params["seed"]), runtime.device)
+            tr = score_samples(model, bank, tr_in, train.scene_feat, tau, query_group=groups, bank_group=bank_groups)
+            te = score_samples(model, bank, te_in, test.scene_feat, tau)
+            with torch.no_grad():
+                n_eff_te = effective_entries(encode(model, te_in, test.scene_feat, runtime.device), bank, tau)
+            readouts[name] = {"tau": tau, "how": how, "train_holdout": group_kind, "bank_entries": len(bank),
+                              "test_median_effective_entries": float(n_eff_te.median()) if len(te) else None}
             clf = None
             if name == "motion" and classifier is not None:
-                from .train_motion_classifier import classifier_input, load_classifier
+                from ..motion.classifier import abnormal_probability, classifier_input, load_classifier
 
                 clf = load_classifier(classifier, runtime.device)
             if clf is not None:  # the motion stream's score becomes P(abnormal) (supplement, Eq. 2)
-                from ..motion.classifier import abnormal_probability
-
                 ae_tr, ae_te = tr, te
                 tr = abnormal_probability(clf, classifier_input(train.feat, train.scene_feat, cfg["feature_norm"]))
                 te = abnormal_probability(clf, classifier_input(test.feat, test.scene_feat, cfg["feature_norm"]))
@@ -76,9 +149,14 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             g["test_score"] = te.astype(np.float32)
             g["test_video"] = test.video
             g["test_clip"] = test.clip.astype(np.int32)
+            g["test_track"] = test.track.astype(np.int32)
+            g["test_box"] = test.box.astype(np.float32)
             g["test_class"] = test.cls.astype(np.int16)
+            g["test_knn_score"] = nn_distance(te_in, tr_in).astype(np.float32)
             g["frame_score"] = frames
             g.attrs["score"] = "classifier P(abnormal)" if clf is not None else "autoencoder error (Eq. 11)"
+            g.attrs["tau"] = tau
+            g.attrs["readout"] = json.dumps(readouts[name])
             if clf is not None:
                 g["train_ae_score"] = ae_tr.astype(np.float32)
                 g["test_ae_score"] = ae_te.astype(np.float32)
@@ -89,22 +167,26 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
 
                 object_embedding(train.feat, test.feat, te, plot, f"{name} features")
             result[name] = {"n_train_samples": len(tr), "n_test_samples": len(te),
-                            "frames_without_object": int(np.isnan(frames).sum())}
-            log.info("score: stream %s, %d train / %d test samples; train score mean %.4f std %.4f; "
-                     "%d of %d test frames in clips without objects", name, len(tr), len(te),
-                     stats[name]["mean"], stats[name]["std"], result[name]["frames_without_object"], len(frames))
+                            "frames_without_object": int(np.isnan(frames).sum()), "readout": readouts[name]}
+            log.info("score: stream %s, %d train / %d test samples; read-out tau %.4g (%s), test queries read a "
+                     "median %.1f of %d entries; train score mean %.4f std %.4f; %d of %d test frames in clips "
+                     "without objects", name, len(tr), len(te), tau, how,
+                     readouts[name]["test_median_effective_entries"] or 0.0, len(bank), stats[name]["mean"],
+                     stats[name]["std"], result[name]["frames_without_object"], len(frames))
         assert test_ref is not None
         f["videos"] = np.array(test_ref.videos, dtype=object).astype("S")
         f["n_frames"] = test_ref.n_frames
         f.attrs["clip_length"] = test_ref.clip_length
         f.attrs["train_stats"] = json.dumps(stats)
+        f.attrs["readout"] = json.dumps(readouts)
         clip_scene = assign_scenes(np.concatenate(test_ref.clip_scene_feat), scenes["centroid"])
         f["test_clip_scene"] = clip_scene.astype(np.int32)
     return result
 
 
 def main(args) -> None:
-    files = {"appearance": (args.train_objects, args.test_objects), "motion": (args.train_motion, args.test_motion)}
+    files = {"appearance": (args.train_objects, args.test_objects), "motion": (args.train_motion, args.test_motion),
+             "velocity": (args.train_velocity, args.test_velocity)}
     streams = {s: {"train": (files[s][0], args.train_scenes), "test": (files[s][1], args.test_scenes)}
                for s in args.params["streams"]}
     run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads),

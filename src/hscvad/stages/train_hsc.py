@@ -13,7 +13,7 @@ import numpy as np
 
 from ..features import STREAM_LAYOUT, load_samples, scene_labels_for
 from ..h5store import atomic_path, read_arrays
-from ..hsc.train import StreamData, prepare_features, save_checkpoint, train_stream
+from ..hsc.train import StreamData, input_norm, prepare_features, save_checkpoint, standard_stats, train_stream
 from ..models.registry import Runtime
 from .common import log, progress
 
@@ -36,7 +36,7 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
     seed = int(params["seed"])
     _, sattrs = read_arrays(scenes_file, "scenes")
     n_scenes = int(sattrs["n_scenes"])
-    results, stream_cfg = {}, {}
+    results, stream_cfg, norm_stats = {}, {}, {}
     rows = []
     for name, (object_files, scene_files) in streams.items():
         s = load_samples(object_files, scene_files, STREAM_LAYOUT[name])
@@ -51,26 +51,31 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
         if name == "motion" and params["motion_classes"] != "action":
             # without an action classifier (skeleton): k-means prototypes of the training motion features
             cls = motion_classes(s.feat, int(params["motion_classes"]), seed)
-        data = StreamData(prepare_features(s.feat, cfg["feature_norm"]), s.scene_feat,
+        stream_cfg[name] = {**cfg, "architecture": cfg["architecture"][name]}
+        norm = input_norm(stream_cfg[name])
+        if norm == "standard":  # statistics of the original training samples (not of MA- variants)
+            norm_stats[name] = standard_stats(s.feat)
+        data = StreamData(prepare_features(s.feat, norm, norm_stats.get(name)), s.scene_feat,
                           scene_labels_for(s, scenes_file), cls)
         if name == "motion" and augmented is not None:
             aug, _ = read_arrays(augmented, "augmented")
             keep = aug["label"] == 0
             src = aug["source"][keep].astype(np.int64)
-            data = StreamData(np.concatenate([data.feat, prepare_features(aug["feature"][keep], cfg["feature_norm"])]),
+            data = StreamData(np.concatenate([data.feat, prepare_features(aug["feature"][keep], norm,
+                                                                          norm_stats.get(name))]),
                               np.concatenate([data.scene_feat, aug["scene_feature"][keep]]),
                               np.concatenate([data.scene, data.scene[src]]), np.concatenate([data.cls, data.cls[src]]))
             log.info("train_hsc: MA-, %d pseudo-normal motion samples added to %d", int(keep.sum()), len(s.feat))
         log.info("train_hsc: stream %s, %d samples, feature %d-d, scene %d-d, %d scene(s), %d object class(es)",
                  name, len(data), data.feat.shape[1], data.scene_feat.shape[1], n_scenes,
                  len(np.unique(data.cls)))
-        stream_cfg[name] = {**cfg, "architecture": cfg["architecture"][name]}
         bar = progress(int(cfg["epochs"]), f"train {name}", "epoch")
         res = train_stream(data, stream_cfg[name], n_scenes, seed, runtime.device, bar)
         bar.close()
         results[name] = res
         rows += [{"stream": name, **h} for h in res.history]
-    meta = {"hsc": cfg, "stream_cfg": stream_cfg, "n_scenes": n_scenes, "seed": seed, "streams": list(streams)}
+    meta = {"hsc": cfg, "stream_cfg": stream_cfg, "n_scenes": n_scenes, "seed": seed, "streams": list(streams),
+            "input_norm_stats": norm_stats}
     save_checkpoint(out_model, results, meta)
     keys = ["stream", "epoch", "rec", "lc", "scn", "obj", "total"]
     with atomic_path(out_history) as tmp, open(tmp, "w", newline="") as fh:
@@ -84,7 +89,7 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
 
 
 def main(args) -> None:
-    files = {"appearance": args.objects, "motion": args.motion}
+    files = {"appearance": args.objects, "motion": args.motion, "velocity": args.velocity}
     streams = {s: (files[s], args.scenes) for s in args.params["streams"]}
     run(streams, args.scene_labels, args.output, args.history, args.params, Runtime.resolve(args.device, args.threads),
         augmented=args.augmented)

@@ -16,14 +16,9 @@ import torch
 
 from ..features import load_samples
 from ..h5store import atomic_path, read_arrays
-from ..hsc.train import prepare_features
 from ..models.registry import Runtime
-from ..motion.classifier import MotionClassifier, abnormal_probability, train_classifier
+from ..motion.classifier import abnormal_probability, classifier_input, train_classifier
 from .common import log
-
-
-def classifier_input(feat: np.ndarray, scene_feat: np.ndarray, feature_norm: str) -> np.ndarray:
-    return np.concatenate([prepare_features(feat, feature_norm), scene_feat], 1).astype(np.float32)
 
 
 def run(augmented: str, motion_files: list[str], scene_files: list[str], out_model: str, out_history: str,
@@ -62,15 +57,6 @@ def run(augmented: str, motion_files: list[str], scene_files: list[str], out_mod
         w.writerow(["epoch", "loss"])
         w.writerows((i + 1, f"{v:.6f}") for i, v in enumerate(history))
     return info
-
-
-def load_classifier(path: str, device: str = "cpu") -> MotionClassifier | None:
-    payload = torch.load(path, map_location=device, weights_only=True)
-    if not payload["enabled"]:
-        return None
-    model = MotionClassifier(payload["in_dim"])
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval()
 
 
 def main(args) -> None:

@@ -1,0 +1,45 @@
+# Velocity stream: dense optical flow summarised per tracked box, then one velocity descriptor per
+# object sample (one job per video each).
+
+
+rule flow:
+    input:
+        tracks="results/{dataset}/tracks/{split}/{video}.h5",
+    output:
+        "results/{dataset}/flow/{split}/{video}.h5",
+    params:
+        p=P("flow"),
+        device=DEVICE,
+    log:
+        stage_log("flow", per_video=True),
+    benchmark:
+        stage_benchmark("flow", per_video=True)
+    threads: 2
+    resources:
+        gpu=flow_gpu,
+    conda:
+        "../envs/features.yaml"
+    shell:
+        "python -m hscvad.cli flow --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
+        " --output {output} 2> {log}"
+
+
+rule velocity:
+    input:
+        tracks="results/{dataset}/tracks/{split}/{video}.h5",
+        flow="results/{dataset}/flow/{split}/{video}.h5",
+    output:
+        "results/{dataset}/velocity/{split}/{video}.h5",
+    params:
+        p=P("velocity"),
+    log:
+        stage_log("velocity", per_video=True),
+    benchmark:
+        stage_benchmark("velocity", per_video=True)
+    threads: 1
+    conda:
+        "../envs/features.yaml"
+    shell:
+        "python -m hscvad.cli velocity --params {params.p:q} --tracks {input.tracks} --flow {input.flow}"
+        " --output {output} 2> {log}"

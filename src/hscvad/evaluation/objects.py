@@ -1,0 +1,96 @@
+"""Test objects across streams: one row per test object sample (video, clip, track) with each
+stream's score standardised by that stream's training scores (the strict protocol's statistics),
+and the fused object score (the mean over the streams that scored the object; Eq. 12 averages
+the streams of an object).
+
+A stream's z-score says how unusual the object is *for that stream*, in units of the spread of
+unseen normal (leave-one-video-out) training scores, so the streams can be compared: the stream
+with the highest z is the one that found the object abnormal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..h5store import open_store
+
+
+@dataclass
+class ObjectTable:
+    streams: list[str]
+    videos: list[str]
+    n_frames: np.ndarray
+    clip_length: int
+    video: np.ndarray  # (O,) index into videos
+    clip: np.ndarray  # (O,)
+    track: np.ndarray  # (O,)
+    box: np.ndarray  # (O, 4) mean box
+    cls: np.ndarray  # (O,) class of the first stream that has the object
+    raw: np.ndarray  # (O, n_streams) raw score, NaN where the stream has no such sample
+    z: np.ndarray  # (O, n_streams) standardised score, NaN where absent
+    knn: np.ndarray  # (O, n_streams) 1-NN distance (diagnostic), NaN where absent
+    fused: np.ndarray  # (O,) mean z over available streams
+    train_stats: dict
+
+    def keys(self) -> np.ndarray:
+        return object_keys(self.video, self.clip, self.track)
+
+    def responsible(self) -> np.ndarray:
+        """Index of the stream with the highest z per object."""
+        return np.nanargmax(np.where(np.isnan(self.z), -np.inf, self.z), axis=1)
+
+
+def object_keys(video, clip, track) -> np.ndarray:
+    """One int64 per (video, clip, track): video < 2^20, clip < 2^20, track < 2^23."""
+    return (np.asarray(video, np.int64) << 43) | (np.asarray(clip, np.int64) << 23) | np.asarray(track, np.int64)
+
+
+def load_objects(scores_file: str) -> ObjectTable:
+    with open_store(scores_file, "scores") as f:
+        streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
+        videos = [v.decode() for v in f["videos"][()]]
+        n_frames = f["n_frames"][()]
+        T = int(f.attrs["clip_length"])
+        stats = json.loads(f.attrs["train_stats"])
+        per = {}
+        for s in streams:
+            g = f[s]
+            if "test_track" not in g:
+                raise ValueError(f"{scores_file}: stream {s} has no per-object identities (an older score file); "
+                                 "rerun score")
+            per[s] = {k: g[k][()] for k in ("test_video", "test_clip", "test_track", "test_box", "test_class",
+                                            "test_score", "test_knn_score")}
+    keys = {s: object_keys(p["test_video"], p["test_clip"], p["test_track"]) for s, p in per.items()}
+    allk = np.unique(np.concatenate(list(keys.values()))) if keys else np.zeros(0, np.int64)
+    O, K = len(allk), len(streams)
+    raw, z, knn = (np.full((O, K), np.nan) for _ in range(3))
+    box = np.zeros((O, 4))
+    cls = np.zeros(O, np.int64)
+    have = np.zeros(O, bool)
+    for j, s in enumerate(streams):
+        idx = np.searchsorted(allk, keys[s])
+        p, st = per[s], stats[s]
+        raw[idx, j] = p["test_score"]
+        z[idx, j] = (p["test_score"] - st["mean"]) / (st["std"] if st["std"] > 0 else 1.0)
+        knn[idx, j] = p["test_knn_score"]
+        new = ~have[idx]
+        box[idx[new]] = p["test_box"][new]
+        cls[idx[new]] = p["test_class"][new]
+        have[idx] = True
+    with np.errstate(invalid="ignore"):
+        fused = np.nanmean(z, 1) if O else np.zeros(0)
+    return ObjectTable(streams, videos, np.asarray(n_frames), T, (allk >> 43).astype(np.int64),
+                       ((allk >> 23) & ((1 << 20) - 1)).astype(np.int64), (allk & ((1 << 23) - 1)).astype(np.int64),
+                       box, cls, raw, z, knn, fused, stats)
+
+
+def row_scores(table: ObjectTable, video_index: int, frame: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """The fused object score of each track row (frame, track) of one test video (NaN if unscored)."""
+    keys = table.keys()
+    k = object_keys(np.full(len(frame), video_index), np.asarray(frame) // table.clip_length, track)
+    pos = np.clip(np.searchsorted(keys, k), 0, max(len(keys) - 1, 0))
+    ok = (len(keys) > 0) & (keys[pos] == k) if len(keys) else np.zeros(len(k), bool)
+    return np.where(ok, table.fused[pos] if len(keys) else np.nan, np.nan)

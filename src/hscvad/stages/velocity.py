@@ -1,0 +1,62 @@
+"""Rule ``velocity``: one velocity descriptor per object sample (one track within one clip), from
+the track's boxes and the optical-flow statistics of rule ``flow``.
+
+The descriptor is documented in :mod:`hscvad.velocity`; ``velocity.parts`` selects its groups of
+columns. Output layout ``velocity``: the ``objects`` layout (same samples, in the same order, as
+the appearance stream) plus the column names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features import sample_boxes_and_classes
+from ..h5store import read_arrays, write_store
+from ..velocity import descriptor_names, velocity_descriptor
+from .common import log
+
+#: descriptor columns of each part (velocity.parts)
+PARTS = {
+    "flow": lambda c: c.startswith(("hist_", "mag", "above_", "fx", "fy")) and "rel" not in c,
+    "flow_rel": lambda c: "rel" in c and not c.startswith("speed"),
+    "track": lambda c: c in ("speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"),
+}
+
+
+def columns(names: list[str], parts: list[str]) -> np.ndarray:
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"velocity.parts: unknown part(s) {unknown}; known: {sorted(PARTS)}")
+    return np.array([any(PARTS[p](c) for p in parts) for c in names])
+
+
+def run(tracks: str, flow: str, out: str, params: dict) -> dict:
+    T = int(params["clip_length"])
+    arr, attrs = read_arrays(tracks, "tracks")
+    fl, fattrs = read_arrays(flow, "flow")
+    if len(fl["stats"]) != len(arr["frame"]):
+        raise ValueError(f"{flow} has {len(fl['stats'])} rows, {tracks} {len(arr['frame'])}: rerun flow")
+    bins, edges = int(fattrs["orientation_bins"]), list(fattrs["magnitude_edges"])
+    sample, uniq, feat = velocity_descriptor(arr["frame"], arr["track_id"], arr["box"], fl["stats"], T, bins, edges)
+    names = descriptor_names(bins, edges)
+    keep = columns(names, list(params["velocity"]["parts"]))
+    feat = feat[:, keep]
+    S = len(uniq)
+    n_rows, box_mean, sample_cls = sample_boxes_and_classes(sample, S, arr["box"], arr["class_id"])
+    out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
+                 "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": f"velocity ({fattrs['flow_model']})",
+                 "dim": int(keep.sum()), "columns": [c for c, k in zip(names, keep) if k],
+                 "parts": list(params["velocity"]["parts"]), "class_names": attrs["class_names"]}
+    with write_store(out, "velocity", out_attrs) as f:
+        f["feature"] = feat.astype(np.float32)
+        f["clip"] = uniq[:, 0].astype(np.int32)
+        f["track_id"] = uniq[:, 1].astype(np.int32)
+        f["class_id"] = sample_cls.astype(np.int16)
+        f["n_boxes"] = n_rows.astype(np.int32)
+        f["box"] = box_mean.astype(np.float32)
+    log.info("%s/%s: %d velocity samples, %d-d", attrs["split"], attrs["video"], S, int(keep.sum()))
+    return {"n_samples": S}
+
+
+def main(args) -> None:
+    run(args.tracks, args.flow, args.output, args.params)

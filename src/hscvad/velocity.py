@@ -1,0 +1,155 @@
+"""The velocity stream's building blocks: optical-flow statistics inside boxes and the per-sample
+velocity descriptor (rules ``flow`` and ``velocity``; layouts ``flow`` and ``velocity`` in
+docs/hdf5_layout.md).
+
+Per box (one tracked object in one frame), :func:`box_flow_stats` summarises the dense flow from
+that frame to the next inside the box, with integral images, so every box of a frame costs four
+look-ups per statistic whatever its size. Its columns (``flow_stat_names``), all per-pixel means
+over the box:
+
+- ``fx``, ``fy``: mean flow vector (px / frame);
+- ``mag``, ``mag2``: mean flow magnitude and mean squared magnitude (px / frame, px^2 / frame^2);
+- ``hist_k`` (k < ``orientation_bins``): flow magnitude summed over the pixels whose flow direction
+  falls in orientation bin k (bin 0 starts at angle 0 = +x, counter-clockwise in image
+  coordinates, i.e. towards -y), divided by the box area: a magnitude-weighted orientation
+  histogram in px / frame whose bins sum to ``mag``;
+- ``above_e`` (e in ``magnitude_edges``): share of the box's pixels moving faster than e px / frame.
+
+Per object sample (one track within one clip, numbered as every other stream numbers them,
+:func:`hscvad.features.object_samples`), :func:`velocity_descriptor` averages the box statistics
+over the sample's frames and adds what the track itself says. Columns (``descriptor_names``):
+
+flow, in pixels (what is abnormal in pixels depends on the camera, which the scene-aware encoder
+sees through the scene feature):
+  ``hist_k`` (B), ``mag``, ``mag_std`` (the pixel spread of magnitude: sqrt(mag2 - mag^2), averaged),
+  ``above_e`` (E), ``fx``, ``fy``;
+flow, normalised by the box height (scale-free speed: a far cyclist and a near walker differ):
+  ``mag_rel`` = mag / h, ``hist_rel_k`` = hist_k / h (B);
+track (from the boxes of consecutive tracked frames inside the clip; 0 when the sample has a
+single box):
+  ``speed`` (centre speed, px / frame), ``speed_rel`` (speed / h), ``vx``, ``vy`` (mean centre
+  velocity, px / frame), ``scale_rate`` (mean |d log h| / frame), ``aspect`` (mean w / h).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import object_samples
+
+
+def flow_stat_names(orientation_bins: int, magnitude_edges: list[float]) -> list[str]:
+    return (["fx", "fy", "mag", "mag2"] + [f"hist_{k}" for k in range(orientation_bins)]
+            + [f"above_{e:g}" for e in magnitude_edges])
+
+
+def _integral(channels: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> (H + 1, W + 1, C) summed-area table (float64)."""
+    H, W, C = channels.shape
+    out = np.zeros((H + 1, W + 1, C), np.float64)
+    np.cumsum(np.cumsum(channels, 0, dtype=np.float64), 1, out=out[1:, 1:])
+    return out
+
+
+def box_pixels(boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2) in pixels -> integer pixel ranges [x0, x1) x [y0, y1) inside the
+    frame, at least one pixel wide and high."""
+    H, W = hw
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0 = np.clip(np.floor(b[:, 0]), 0, W - 1).astype(np.int64)
+    y0 = np.clip(np.floor(b[:, 1]), 0, H - 1).astype(np.int64)
+    x1 = np.clip(np.ceil(b[:, 2]), x0 + 1, W).astype(np.int64)
+    y1 = np.clip(np.ceil(b[:, 3]), y0 + 1, H).astype(np.int64)
+    return np.stack([x0, y0, x1, y1], 1)
+
+
+def box_flow_stats(flow: np.ndarray, boxes: np.ndarray, orientation_bins: int = 8,
+                   magnitude_edges: tuple[float, ...] | list[float] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> np.ndarray:
+    """(H, W, 2) flow and (k, 4) boxes -> (k, len(flow_stat_names)) float32 per-box statistics."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    n_cols = 4 + orientation_bins + len(magnitude_edges)
+    if len(boxes) == 0:
+        return np.zeros((0, n_cols), np.float32)
+    H, W = flow.shape[:2]
+    fx, fy = flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)
+    mag = np.hypot(fx, fy)
+    # orientation in image coordinates with y pointing up, so bin 0 = rightwards, bin B/4 = upwards
+    ang = np.mod(np.arctan2(-fy, fx), 2 * np.pi)
+    b = np.minimum((ang * orientation_bins / (2 * np.pi)).astype(np.int64), orientation_bins - 1)
+    chans = np.empty((H, W, n_cols), np.float32)
+    chans[..., 0], chans[..., 1], chans[..., 2], chans[..., 3] = fx, fy, mag, mag * mag
+    onehot = b[..., None] == np.arange(orientation_bins)
+    chans[..., 4 : 4 + orientation_bins] = onehot * mag[..., None]
+    chans[..., 4 + orientation_bins :] = mag[..., None] > np.asarray(magnitude_edges, np.float32)
+    S = _integral(chans)
+    p = box_pixels(boxes, (H, W))
+    x0, y0, x1, y1 = p.T
+    sums = S[y1, x1] - S[y0, x1] - S[y1, x0] + S[y0, x0]
+    area = ((x1 - x0) * (y1 - y0)).astype(np.float64)
+    return (sums / area[:, None]).astype(np.float32)
+
+
+def descriptor_names(orientation_bins: int, magnitude_edges: list[float]) -> list[str]:
+    return ([f"hist_{k}" for k in range(orientation_bins)] + ["mag", "mag_std"]
+            + [f"above_{e:g}" for e in magnitude_edges] + ["fx", "fy", "mag_rel"]
+            + [f"hist_rel_{k}" for k in range(orientation_bins)]
+            + ["speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"])
+
+
+def velocity_descriptor(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarray, stats: np.ndarray,
+                        clip_length: int, orientation_bins: int, magnitude_edges: list[float]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per object sample: (sample index per track row, unique (clip, track), descriptor (S, D)).
+
+    ``frame``, ``track_id``, ``boxes`` are the track file's rows and ``stats`` their
+    :func:`box_flow_stats` rows (same order). Fully vectorised over rows and samples."""
+    B, E = orientation_bins, len(magnitude_edges)
+    D = len(descriptor_names(B, magnitude_edges))
+    frame = np.asarray(frame, np.int64)
+    if len(frame) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, D), np.float32)
+    sample, uniq = object_samples(frame, track_id, clip_length)
+    S = len(uniq)
+    n = np.bincount(sample, minlength=S).astype(np.float64)
+
+    def mean(x):  # per-sample mean of a per-row quantity (rows, k) or (rows,)
+        x = np.asarray(x, np.float64)
+        if x.ndim == 1:
+            return np.bincount(sample, x, S) / n
+        return np.stack([np.bincount(sample, x[:, j], S) for j in range(x.shape[1])], 1) / n[:, None]
+
+    b = np.asarray(boxes, np.float64)
+    h = np.maximum(b[:, 3] - b[:, 1], 1.0)
+    w = np.maximum(b[:, 2] - b[:, 0], 1.0)
+    st = np.asarray(stats, np.float64)
+    fx, fy, mag, mag2 = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    hist = st[:, 4 : 4 + B]
+    above = st[:, 4 + B : 4 + B + E]
+    mag_std = np.sqrt(np.maximum(mag2 - mag * mag, 0.0))
+
+    # track motion between consecutive tracked frames of the same sample (rows sorted by sample, frame)
+    order = np.lexsort((frame, sample))
+    so, fo = sample[order], frame[order]
+    cx, cy = ((b[:, 0] + b[:, 2]) / 2)[order], ((b[:, 1] + b[:, 3]) / 2)[order]
+    lh = np.log(h)[order]
+    same = so[1:] == so[:-1]
+    dt = np.maximum(fo[1:] - fo[:-1], 1).astype(np.float64)
+    vx, vy = (cx[1:] - cx[:-1]) / dt, (cy[1:] - cy[:-1]) / dt
+    speed = np.hypot(vx, vy)
+    srate = np.abs(lh[1:] - lh[:-1]) / dt
+    hs = h[order][1:]
+    seg = so[1:][same]
+    n_seg = np.maximum(np.bincount(seg, minlength=S), 1).astype(np.float64)
+
+    def seg_mean(x):
+        return np.bincount(seg, x[same], S) / n_seg
+
+    mh = mean(h)
+    feat = np.concatenate([
+        mean(hist), mean(mag)[:, None], mean(mag_std)[:, None], mean(above), mean(fx)[:, None],
+        mean(fy)[:, None], mean(mag / h)[:, None], mean(hist / h[:, None]),
+        np.stack([seg_mean(speed), seg_mean(speed / hs), seg_mean(vx), seg_mean(vy), seg_mean(srate),
+                  mean(w / h)], 1),
+    ], 1)
+    assert feat.shape[1] == D and np.isfinite(mh).all()
+    return sample, uniq, feat.astype(np.float32)

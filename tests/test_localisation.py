@@ -1,0 +1,94 @@
+"""RBDC / TBDC (Ramachandra and Jones, WACV 2020) on hand-made cases with known answers, ground-truth
+regions and tracks from masks, and object overlap with the annotated anomaly."""
+
+import numpy as np
+import pytest
+
+from hscvad.evaluation.localisation import box_mask_overlap, link_tracks, mask_regions, rbdc_tbdc
+
+BOX = [10.0, 10.0, 20.0, 20.0]
+
+
+def _gt(frames, box=BOX):
+    f = np.asarray(frames)
+    b = np.tile(np.asarray(box, float), (len(f), 1))
+    return f, b, link_tracks(f, b)
+
+
+def test_a_perfect_detector_scores_one():
+    gf, gb, gt = _gt(range(4))
+    r = rbdc_tbdc(np.arange(4), gb, np.full(4, 0.9), gf, gb, gt, n_frames=10)
+    assert r["rbdc"] == pytest.approx(1.0) and r["tbdc"] == pytest.approx(1.0)
+    assert r["n_regions"] == 4 and r["n_tracks"] == 1
+
+
+def test_false_positive_before_the_missed_regions():
+    # 4 regions of one track; the detector finds frame 0 at 0.9, the others only at 0.1, and
+    # puts a false positive (score 0.5) in frame 5; 10 frames. Curve: (0, .25) -> (.1, .25) -> (.1, 1)
+    gf, gb, gt = _gt(range(4))
+    det_f = np.array([0, 1, 2, 3, 5])
+    det_b = np.array([BOX] * 4 + [[50, 50, 60, 60]], float)
+    r = rbdc_tbdc(det_f, det_b, np.array([0.9, 0.1, 0.1, 0.1, 0.5]), gf, gb, gt, n_frames=10)
+    assert r["rbdc"] == pytest.approx(0.1 * 0.25 + 0.9 * 1.0)
+    assert r["tbdc"] == pytest.approx(1.0)  # one region of four (>= 10 %) detects the track at 0.9
+
+
+def test_track_needs_alpha_of_its_regions():
+    # a 20-region track: 10 % = 2 regions must be detected; the second one only comes at 0.3, after a
+    # false positive at 0.5 in a 10-frame video
+    gf, gb, gt = _gt(range(20))
+    det_f = np.array([0, 1, 25])
+    det_b = np.array([BOX, BOX, [50, 50, 60, 60]], float)
+    r = rbdc_tbdc(det_f, det_b, np.array([0.9, 0.3, 0.5]), gf, gb, gt, n_frames=10)
+    assert r["tbdc"] == pytest.approx(0.9)  # 0 until fp = .1, then 1
+    assert r["rbdc"] == pytest.approx(0.1 * 0.05 + 0.9 * 0.1)
+
+
+def test_iou_below_beta_is_a_false_positive_not_a_detection():
+    gf, gb, gt = _gt([0])
+    shifted = np.array([[19.0, 19.0, 29.0, 29.0]])  # IoU 1/199 < 0.1
+    r = rbdc_tbdc(np.array([0]), shifted, np.array([1.0]), gf, gb, gt, n_frames=1)
+    assert r["rbdc"] == 0.0 and r["tbdc"] == 0.0
+    near = np.array([[12.0, 12.0, 22.0, 22.0]])  # IoU 64/136 >= 0.1
+    assert rbdc_tbdc(np.array([0]), near, np.array([1.0]), gf, gb, gt, n_frames=1)["rbdc"] == 1.0
+
+
+def test_curve_is_cut_at_max_fpr():
+    # 4 false positives per frame before the only detection: nothing is found below 1 FP/frame ...
+    gf, gb, gt = _gt([0])
+    det_f = np.array([0, 0, 0, 0, 0])
+    det_b = np.array([[50, 50, 60, 60]] * 4 + [BOX], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    assert rbdc_tbdc(det_f, det_b, scores, gf, gb, gt, n_frames=1)["rbdc"] == 0.0
+    # ... but with max_fpr = 8 the region is found from 4 FP/frame on: (8 - 4) / 8
+    assert rbdc_tbdc(det_f, det_b, scores, gf, gb, gt, n_frames=1, max_fpr=8.0)["rbdc"] == pytest.approx(0.5)
+
+
+def test_no_ground_truth_gives_no_figure():
+    r = rbdc_tbdc(np.array([0]), np.array([BOX]), np.array([1.0]), np.zeros(0, int), np.zeros((0, 4)),
+                  np.zeros(0, int), n_frames=1)
+    assert r["rbdc"] is None and r["tbdc"] is None
+
+
+def test_regions_and_tracks_from_masks():
+    m = np.zeros((4, 40, 40), bool)
+    m[0, 10:20, 10:20] = True  # object A
+    m[1, 11:21, 12:22] = True  # A moved
+    m[1, 30:36, 30:36] = True  # object B appears
+    m[1, 0:2, 0:2] = True  # 4 px speck: below min_area
+    m[3, 10:20, 10:20] = True  # A again after a gap: a new track
+    f, b, = mask_regions(m, min_area=10)
+    assert f.tolist() == [0, 1, 1, 3]
+    assert b.tolist()[0] == [10, 10, 20, 20] and [30, 30, 36, 36] in b.tolist()
+    t = link_tracks(f, b)
+    a1 = b.tolist().index([12, 11, 22, 21])
+    b1 = b.tolist().index([30, 30, 36, 36])
+    assert t[0] == t[a1] and t[b1] != t[0] and t[3] not in (t[0], t[b1])
+
+
+def test_box_overlap_with_the_clip_union_of_masks():
+    m = np.zeros((4, 30, 30), bool)
+    m[1, 0:10, 0:10] = True  # clip 0 (frames 0-1) with clip_length 2
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 20, 10], [20, 20, 30, 30], [0, 0, 10, 10]], float)
+    got = box_mask_overlap(m, 2, np.array([0, 0, 0, 1]), boxes)
+    np.testing.assert_allclose(got, [1.0, 0.5, 0.0, 0.0])
