@@ -24,7 +24,8 @@ import h5py
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "evaluate")
+STAGES = ("detect_track", "appearance", "flow", "velocity", "scene", "scene_labels", "train_hsc", "score", "explain",
+          "evaluate")
 
 
 def stage_seconds(res: Path) -> dict[str, tuple[int, float]]:
@@ -63,10 +64,17 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
     print(f"appearance: {samples} object samples ({crops} crops), "
           f"{samples / a:.1f} samples/s, {crops / a:.1f} crops/s")
     print(f"scene: {frames / sc:.1f} frames/s")
+    if secs.get("flow", (0, 0.0))[0]:
+        print(f"flow (+ per-box statistics): {frames / secs['flow'][1]:.1f} frames/s (job time incl. decoding)")
     print(f"training: {epochs} epochs, {t / max(epochs, 1):.3f} s/epoch (job time incl. loading)")
     for p in ("reference", "strict", "strict_unsmoothed"):
         r = auc["protocols"][p]
         print(f"AUC {p:<18} micro {r['micro_auc']:.4f}  macro {r['macro_auc']:.4f}  ({r['n_frames']} frames)")
+    print("per stream (python bench/ped2_streams.py table --results RESULTS):")
+    sys.path.insert(0, str(REPO / "bench"))
+    import ped2_streams
+
+    ped2_streams.table(res)
 
 
 def main() -> int:

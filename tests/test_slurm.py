@@ -28,7 +28,7 @@ import local_slurm  # noqa: E402
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e, REAL]
 
 GPU_RULES = {"detect_track", "appearance", "scene", "train_hsc", "score"}
-CPU_RULES = {"scene_labels", "evaluate"}
+CPU_RULES = {"scene_labels", "explain", "evaluate"}
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
 
 

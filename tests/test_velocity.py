@@ -119,7 +119,8 @@ def _run_flow_and_velocity(tmp_path, ds_cfg, video, tracks, backend="dis"):
     params["flow"]["farneback"] = {}
     flow_stage.run("d", ds_cfg, "train", video, str(tracks), str(tmp_path / "flow.h5"), params, Runtime("cpu", 1))
     velocity_stage.run(str(tracks), str(tmp_path / "flow.h5"), str(tmp_path / "vel.h5"),
-                       {"clip_length": 16, "velocity": {"parts": ["flow", "flow_rel", "track"]}})
+                       {"clip_length": 16, "velocity": {"parts": ["flow", "flow_rel", "track"], "log_scale_px": 0,
+                                                        "log_scale_rel": 0}})
     return read_arrays(tmp_path / "flow.h5", "flow"), read_arrays(tmp_path / "vel.h5", "velocity")
 
 
@@ -195,3 +196,32 @@ def test_velocity_parts_select_columns():
     assert columns(NAMES, ["flow_rel"]).sum() == 9
     with pytest.raises(ValueError, match="velocity.parts: unknown part"):
         columns(NAMES, ["speed"])
+
+
+def test_log_scale_and_column_groups():
+    from hscvad.velocity import column_groups, log_scale
+
+    groups = column_groups(NAMES)
+    assert groups[col("hist_3")] == "flow_px" and groups[col("above_2")] == "share"
+    assert groups[col("hist_rel_3")] == "flow_rel" and groups[col("speed")] == groups[col("vx")] == "track_px"
+    x = np.zeros((2, len(NAMES)), np.float32)
+    x[0, col("speed")], x[0, col("vx")], x[0, col("above_1")], x[0, col("speed_rel")] = 0.75, -0.75, 0.5, 0.03
+    y = log_scale(x, NAMES, 0.25, 0.01)
+    assert y[0, col("speed")] == pytest.approx(np.log(4.0)) and y[0, col("vx")] == pytest.approx(-np.log(4.0))
+    assert y[0, col("speed_rel")] == pytest.approx(np.log(4.0)) and y[0, col("above_1")] == 0.5
+    assert (y[1] == 0).all() and (log_scale(x, NAMES, 0, 0) == x).all()
+
+
+def test_group_normalisation_pools_the_spread_of_a_unit_group():
+    from hscvad.hsc.train import prepare_features, standard_stats
+
+    rng = np.random.default_rng(0)
+    f = np.stack([rng.normal(0, 1, 500), rng.normal(0, 0.001, 500), rng.normal(0, 5, 500)], 1)
+    per_column = standard_stats(f)
+    grouped = standard_stats(f, ["a", "a", "b"])
+    assert per_column["std"][1] == pytest.approx(0.001, rel=0.1)
+    assert grouped["std"][0] == grouped["std"][1] == pytest.approx(np.sqrt((1 + 1e-6) / 2), rel=0.1)
+    assert grouped["std"][2] == pytest.approx(5, rel=0.1)
+    odd = np.array([[0.0, 0.5, 0.0]])  # 0.5 along a direction never seen in training
+    assert prepare_features(odd, "standard", per_column)[0, 1] > 400
+    assert prepare_features(odd, "group", grouped)[0, 1] == pytest.approx(0.5 / np.sqrt(0.5), rel=0.1)

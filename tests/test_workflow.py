@@ -137,7 +137,15 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
         assert f["appearance"]["frame_score"].shape == (360,)
     history = (res / "hsc" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
-    for rule in ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "evaluate"):
+    loc = auc["localisation"]
+    assert loc["available"] and loc["n_regions"] > 0 and 0 <= loc["rbdc"] <= 1 and 0 <= loc["tbdc"] <= 1
+    assert loc["n_abnormal_clips"] == 8 + 6 and loc["parse_coverage"] > 0.5  # 120 + 86 abnormal frames
+    assert loc["object_auc"]["appearance"]["n_positive"] > 0 and loc["object_auc"]["appearance"]["knn_1"] is not None
+    assert auc["readout"]["appearance"]["train_holdout"] == "video" and auc["fusion"]["weights"] == {"appearance": 1.0}
+    assert sorted(p.name for p in (res / "plots" / "explain").glob("*.png")) == ["01.png", "02.png"]
+    top = (res / "explain" / "top_objects.csv").read_text().splitlines()
+    assert len(top) == 1 + 2 * 10 and top[0].endswith("raw_appearance,z_appearance")
+    for rule in ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "explain", "evaluate"):
         assert list((res / "logs" / rule).rglob("*.log")), rule
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     assert not list(res.rglob("*.part"))
@@ -168,7 +176,8 @@ def test_run_summary_and_html_report(ped2_run):
     smk(tmp, cfg, "--report", "report.html", "results/ped2sub/run_summary.csv")
     html = (tmp / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for name in ("auc_table.csv", "run_summary.csv", "stage_times.png", "score_curves.png", "histogram.png"):
+    for name in ("auc_table.csv", "run_summary.csv", "stage_times.png", "score_curves.png", "histogram.png",
+                 "Explanations"):
         assert name in html, name
 
 
@@ -179,7 +188,11 @@ def test_hsc_change_reruns_training_scoring_evaluation_only(ped2_run):
     changed = json.loads(json.dumps(cfg))
     changed["hsc"]["epochs"] = 6
     assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {
-        "train_hsc": 1, "score": 1, "evaluate": 1}
+        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    changed = json.loads(json.dumps(cfg))
+    changed["hsc"]["readout"]["effective_entries"] = 8  # the read-out is scoring's: no retraining
+    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {
+        "score": 1, "explain": 1, "evaluate": 1}
     changed = json.loads(json.dumps(cfg))
     changed["evaluation"]["strict"]["sigma"] = 3
     changed["datasets"]["ped2sub"]["evaluation"]["strict"]["sigma"] = 3
@@ -187,7 +200,7 @@ def test_hsc_change_reruns_training_scoring_evaluation_only(ped2_run):
     changed = json.loads(json.dumps(cfg))
     changed["scene"]["frame_stride"] = 8
     jobs = planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout)
-    assert jobs == {"scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "evaluate": 1}
+    assert jobs == {"scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
 def test_ruff_is_clean():
@@ -210,7 +223,7 @@ def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path
     two["pose"]["movenet"]["weights"] = str(MODELS / "movenet_singlepose_lightning_int8_4.tflite")
     jobs = planned_jobs(smk(work, two, "-n", "results/ped2sub/auc.json").stdout)
     assert jobs == {"pose": 4, "motion": 4, "train_hsc": 1, "augment_motion": 1, "train_motion_classifier": 1,
-                    "score": 1, "evaluate": 1}
+                    "score": 1, "explain": 1, "evaluate": 1}
     smk(work, two, "results/ped2sub/auc.json", "--resources", "gpu=1")
     res = work / "results" / "ped2sub"
     auc = json.loads((res / "auc.json").read_text())
@@ -233,18 +246,58 @@ def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path
     # Table 2's MA switch: turning augmentation off reruns scoring and evaluation only
     off = json.loads(json.dumps(two))
     off["motion_augmentation"]["enabled"] = False
-    assert planned_jobs(smk(work, off, "-n", "results/ped2sub/auc.json").stdout) == {"score": 1, "evaluate": 1}
+    assert planned_jobs(smk(work, off, "-n", "results/ped2sub/auc.json").stdout) == {
+        "score": 1, "explain": 1, "evaluate": 1}
     # MA-: pseudo-normal variants retrain the motion autoencoder, whose error stays the motion score
     ma = json.loads(json.dumps(two))
     ma["motion_augmentation"]["mode"] = "MA-"
     assert planned_jobs(smk(work, ma, "-n", "results/ped2sub/auc.json").stdout) == {
-        "augment_motion": 1, "retrain_motion": 1, "score": 1, "evaluate": 1}
+        "augment_motion": 1, "retrain_motion": 1, "score": 1, "explain": 1, "evaluate": 1}
     smk(work, ma, "results/ped2sub/auc.json", "--resources", "gpu=1")
     with h5py.File(res / "motion_augmentation" / "augmented.h5") as f:
         assert int(f.attrs["n_abnormal"]) == 0 and int(f.attrs["n_normal"]) > 0
     with h5py.File(res / "scores.h5") as f:
         assert f["motion"].attrs["score"] == "autoencoder error (Eq. 11)"
     assert "pseudo-normal motion samples added" in (res / "logs" / "retrain_motion" / "all.log").read_text()
+
+
+@REAL
+@pytest.mark.e2e
+def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path):
+    import shutil
+
+    src, cfg, _ = ped2_run
+    work = tmp_path / "vel"
+    shutil.copytree(src, work, symlinks=True)  # keeps mtimes and Snakemake's metadata
+    vel = json.loads(json.dumps(cfg))
+    vel["datasets"]["ped2sub"]["streams"] = ["appearance", "velocity"]
+    jobs = planned_jobs(smk(work, vel, "-n", "results/ped2sub/auc.json").stdout)
+    assert jobs == {"flow": 4, "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    smk(work, vel, "results/ped2sub/auc.json")
+    res = work / "results" / "ped2sub"
+    auc = json.loads((res / "auc.json").read_text())
+    assert set(auc["streams"]) == {"appearance", "velocity", "fused"}
+    assert auc["fusion"]["weights"] == {"appearance": 0.5, "velocity": 0.5}
+    assert auc["localisation"]["object_auc"]["velocity"]["hsc"] is not None
+    with h5py.File(res / "velocity" / "test" / "01.h5") as f, h5py.File(res / "objects" / "test" / "01.h5") as g:
+        assert f.attrs["stage"] == "velocity" and f["feature"].shape[1] == 32
+        assert (f["clip"][()] == g["clip"][()]).all() and (f["track_id"][()] == g["track_id"][()]).all()
+    with h5py.File(res / "flow" / "test" / "01.h5") as f, h5py.File(res / "tracks" / "test" / "01.h5") as g:
+        assert f["stats"].shape == (len(g["frame"]), 17)
+    # a descriptor setting reruns velocity onwards, not the flow; a flow setting reruns the flow too;
+    # neither touches detection, appearance or the scene
+    part = json.loads(json.dumps(vel))
+    part["velocity"]["parts"] = ["flow", "track"]
+    assert planned_jobs(smk(work, part, "-n", "results/ped2sub/auc.json").stdout) == {
+        "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    fl = json.loads(json.dumps(vel))
+    fl["flow"]["dis"]["preset"] = "fast"
+    assert planned_jobs(smk(work, fl, "-n", "results/ped2sub/auc.json").stdout) == {
+        "flow": 4, "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    arch = json.loads(json.dumps(vel))
+    arch["hsc"]["architecture"]["velocity"] = {"encoder_hidden": [128], "latent": 64, "decoder_hidden": [128]}
+    assert planned_jobs(smk(work, arch, "-n", "results/ped2sub/auc.json").stdout) == {
+        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
 def _avenue_layout(root: Path) -> None:

@@ -49,8 +49,9 @@ DEFAULT_ARCHITECTURE = {
     # motion encoder [1792, 1280], decoder [1024, feature size] (the paper's 512-d PoseConv3D feature)
     "motion": {"encoder_hidden": [1792], "latent": 1280, "decoder_hidden": [1024]},
     # the velocity stream (not in the paper): a 32-d descriptor, so a far smaller autoencoder; its
-    # columns mix px/frame, shares and ratios, so they are standardised with training statistics
-    "velocity": {"encoder_hidden": [256], "latent": 128, "decoder_hidden": [256], "input_norm": "standard"},
+    # columns mix px/frame, shares and ratios, so they are standardised with training statistics, one
+    # spread per group of columns in one unit (per-column spreads blow up directions never seen in training)
+    "velocity": {"encoder_hidden": [256], "latent": 128, "decoder_hidden": [256], "input_norm": "group"},
 }
 
 

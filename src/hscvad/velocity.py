@@ -153,3 +153,34 @@ def velocity_descriptor(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarr
     ], 1)
     assert feat.shape[1] == D and np.isfinite(mh).all()
     return sample, uniq, feat.astype(np.float32)
+
+
+#: unit group of each descriptor column (input normalisation ``group`` divides every column of a
+#: group by the group's pooled spread, keeping distances within a unit meaningful)
+def column_groups(names: list[str]) -> list[str]:
+    def group(c):
+        if c.startswith("above_"):
+            return "share"
+        if c in ("speed", "vx", "vy"):
+            return "track_px"
+        if c in ("speed_rel", "scale_rate", "aspect"):
+            return c
+        return "flow_rel" if "rel" in c else "flow_px"
+
+    return [group(c) for c in names]
+
+
+def log_scale(feat: np.ndarray, names: list[str], px: float, rel: float) -> np.ndarray:
+    """Speeds on a log scale: sign(x) log(1 + |x| / s), s = ``px`` (px / frame) for pixel columns and
+    ``rel`` (box heights / frame) for box-relative columns and the scale rate; shares and the aspect
+    stay linear; a scale of 0 leaves its columns linear. Speed differences are relative (1 vs 2
+    px/frame matters as much as 4 vs 8), and a box that jumps 50 px in one frame must not outweigh
+    every other column."""
+    out = np.array(feat, np.float32, copy=True)
+    for j, (c, g) in enumerate(zip(names, column_groups(names))):
+        if g in ("share", "aspect"):
+            continue
+        s = rel if g in ("flow_rel", "speed_rel", "scale_rate") else px
+        if s > 0:
+            out[:, j] = np.sign(out[:, j]) * np.log1p(np.abs(out[:, j]) / s)
+    return out

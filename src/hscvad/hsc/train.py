@@ -49,18 +49,28 @@ def prepare_features(feat: np.ndarray, norm: str, stats: dict[str, list[float]] 
         return feat / np.maximum(np.linalg.norm(feat, axis=1, keepdims=True), 1e-12)
     if norm == "none":
         return feat
-    if norm == "standard":
+    if norm in ("standard", "group"):
         if stats is None:
             raise ValueError("input normalisation 'standard' needs the training samples' mean and std")
         mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
         return ((feat - mean) / std).astype(np.float32)
-    raise ValueError(f"hsc.feature_norm: unknown value {norm!r} (none, l2 or standard)")
+    raise ValueError(f"hsc.feature_norm: unknown value {norm!r} (none, l2, standard or group)")
 
 
-def standard_stats(feat: np.ndarray) -> dict[str, list[float]]:
-    """Per-dimension mean and standard deviation of training features (constant dimensions get 1)."""
+def standard_stats(feat: np.ndarray, groups: list[str] | None = None) -> dict[str, list[float]]:
+    """Per-dimension mean and standard deviation of training features (constant dimensions get 1).
+    With ``groups`` (one name per column: columns in one unit) every column of a group is divided by
+    the group's pooled standard deviation, sqrt(mean of its columns' variances), instead of its own:
+    a direction of motion never seen in training (a variance near 0) then counts by its speed, not
+    by how rare it was."""
     feat = np.asarray(feat, np.float64)
     sd = feat.std(0)
+    if groups is not None:
+        g = np.asarray(groups)
+        if len(g) != feat.shape[1]:
+            raise ValueError(f"{len(g)} column groups for {feat.shape[1]} feature columns")
+        for name in np.unique(g):
+            sd[g == name] = np.sqrt(np.mean(sd[g == name] ** 2))
     return {"mean": feat.mean(0).tolist(), "std": np.where(sd > 1e-8, sd, 1.0).tolist()}
 
 
@@ -158,8 +168,34 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
         if progress is not None:
             progress.update(1)
             progress.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k != "epoch"})
+    recalibrate_batchnorm(model, f, fb, batch)
     model.eval()
     return TrainResult(model, bank, scene, cls, history)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: SceneAwareAE, f: torch.Tensor, fb: torch.Tensor, batch_size: int) -> None:
+    """Recompute every BatchNorm layer's running mean and variance over the whole training set with
+    the final weights (an exact average over training-size batches, "precise BN"). The running
+    averages kept during training lag weights that the optimiser still moves (lr 0.01), and in
+    evaluation mode the autoencoder then reconstructs far worse than in training: measured on
+    Ped2's velocity stream, 167 against 1.3 (squared error per sample) after recalibration."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    n = len(f)
+    starts = list(range(0, n, batch_size))
+    if n % batch_size == 1 and len(starts) > 1:
+        starts.pop()
+    for lo, hi in zip(starts, [*starts[1:], n]):
+        model.decode(model.encode(f[lo:hi], fb[lo:hi]))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
 
 
 @torch.no_grad()

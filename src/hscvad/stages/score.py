@@ -40,6 +40,11 @@ def _stats(x: np.ndarray) -> dict[str, float]:
             "p01": float(q[0]), "p50": float(q[1]), "p99": float(q[2]), "n": int(len(x))}
 
 
+def stream_readout(readout: dict, stream: str) -> dict:
+    """The read-out settings of one stream: ``hsc.readout`` with its ``streams.<stream>`` entries."""
+    return {**{k: v for k, v in readout.items() if k != "streams"}, **(readout.get("streams") or {}).get(stream, {})}
+
+
 def holdout_groups(train_video: np.ndarray) -> tuple[np.ndarray, str]:
     """Groups a training sample must not read when it is scored as if unseen: its own video, or
     itself alone when all training samples come from one video."""
@@ -123,15 +128,20 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                 raise ValueError(f"{model_path}: the {name} memory bank has {len(bank)} entries for "
                                  f"{len(train.feat)} training samples; rerun train_hsc")
             tr_in, te_in = model_input(train.feat, smeta, name), model_input(test.feat, smeta, name)
+            ro = stream_readout(readout, name)
+            if ro["bank"] == "encoded":  # the final encoder's codes of the training samples
+                n_tr = len(tr_in)
+                bank = torch.cat([encode(model, tr_in, train.scene_feat, runtime.device), bank[n_tr:]])
             groups, group_kind = holdout_groups(train.video)
             bank_groups = np.concatenate([groups, np.full(len(bank) - len(groups), -1, np.int64)])
-            tau, how = choose_tau(model, bank, tr_in, train.scene_feat, groups, readout, float(cfg["tau"]),
+            tau, how = choose_tau(model, bank, tr_in, train.scene_feat, groups, ro, float(cfg["tau"]),
                                   int(params["seed"]), runtime.device)
             tr = score_samples(model, bank, tr_in, train.scene_feat, tau, query_group=groups, bank_group=bank_groups)
             te = score_samples(model, bank, te_in, test.scene_feat, tau)
             with torch.no_grad():
                 n_eff_te = effective_entries(encode(model, te_in, test.scene_feat, runtime.device), bank, tau)
-            readouts[name] = {"tau": tau, "how": how, "train_holdout": group_kind, "bank_entries": len(bank),
+            readouts[name] = {"tau": tau, "how": how, "bank": ro["bank"], "train_holdout": group_kind,
+                              "bank_entries": len(bank),
                               "test_median_effective_entries": float(n_eff_te.median()) if len(te) else None}
             clf = None
             if name == "motion" and classifier is not None:

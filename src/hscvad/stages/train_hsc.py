@@ -28,6 +28,18 @@ def motion_classes(feat: np.ndarray, k: int, seed: int) -> np.ndarray:
     return KMeans(k, random_state=seed, n_init=4).fit_predict(z).astype(np.int64)
 
 
+def column_groups(files: list[str], stream: str) -> list[str]:
+    """The unit group of every feature column (input normalisation ``group``), from the stream's files."""
+    from ..h5store import open_store
+
+    with open_store(files[0], STREAM_LAYOUT[stream]) as f:
+        groups = f.attrs.get("column_groups")
+    if groups is None:
+        raise ValueError(f"hsc.architecture.{stream}.input_norm: 'group' needs column groups, which {files[0]} "
+                         "does not name; use 'standard'")
+    return [g.decode() if isinstance(g, bytes) else str(g) for g in groups]
+
+
 def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_model: str, out_history: str,
         params: dict, runtime: Runtime, augmented: str | None = None) -> dict:
     """Train every stream; with ``augmented`` (MA-) the motion stream also learns from the pseudo-normal
@@ -53,8 +65,8 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
             cls = motion_classes(s.feat, int(params["motion_classes"]), seed)
         stream_cfg[name] = {**cfg, "architecture": cfg["architecture"][name]}
         norm = input_norm(stream_cfg[name])
-        if norm == "standard":  # statistics of the original training samples (not of MA- variants)
-            norm_stats[name] = standard_stats(s.feat)
+        if norm in ("standard", "group"):  # statistics of the original training samples (not of MA- variants)
+            norm_stats[name] = standard_stats(s.feat, column_groups(object_files, name) if norm == "group" else None)
         data = StreamData(prepare_features(s.feat, norm, norm_stats.get(name)), s.scene_feat,
                           scene_labels_for(s, scenes_file), cls)
         if name == "motion" and augmented is not None:

@@ -1,7 +1,8 @@
 """Rule ``velocity``: one velocity descriptor per object sample (one track within one clip), from
 the track's boxes and the optical-flow statistics of rule ``flow``.
 
-The descriptor is documented in :mod:`hscvad.velocity`; ``velocity.parts`` selects its groups of
+The descriptor is documented in :mod:`hscvad.velocity`; speeds are put on a log scale
+(``velocity.log_scale_px`` / ``log_scale_rel``) and ``velocity.parts`` selects its groups of
 columns. Output layout ``velocity``: the ``objects`` layout (same samples, in the same order, as
 the appearance stream) plus the column names.
 """
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..features import sample_boxes_and_classes
 from ..h5store import read_arrays, write_store
-from ..velocity import descriptor_names, velocity_descriptor
+from ..velocity import column_groups, descriptor_names, log_scale, velocity_descriptor
 from .common import log
 
 #: descriptor columns of each part (velocity.parts)
@@ -39,14 +40,18 @@ def run(tracks: str, flow: str, out: str, params: dict) -> dict:
     bins, edges = int(fattrs["orientation_bins"]), list(fattrs["magnitude_edges"])
     sample, uniq, feat = velocity_descriptor(arr["frame"], arr["track_id"], arr["box"], fl["stats"], T, bins, edges)
     names = descriptor_names(bins, edges)
-    keep = columns(names, list(params["velocity"]["parts"]))
+    vcfg = params["velocity"]
+    feat = log_scale(feat, names, float(vcfg["log_scale_px"]), float(vcfg["log_scale_rel"]))
+    keep = columns(names, list(vcfg["parts"]))
     feat = feat[:, keep]
+    kept = [c for c, k in zip(names, keep) if k]
     S = len(uniq)
     n_rows, box_mean, sample_cls = sample_boxes_and_classes(sample, S, arr["box"], arr["class_id"])
     out_attrs = {"dataset": attrs["dataset"], "split": attrs["split"], "video": attrs["video"],
                  "n_frames": int(attrs["n_frames"]), "clip_length": T, "backend": f"velocity ({fattrs['flow_model']})",
-                 "dim": int(keep.sum()), "columns": [c for c, k in zip(names, keep) if k],
-                 "parts": list(params["velocity"]["parts"]), "class_names": attrs["class_names"]}
+                 "dim": int(keep.sum()), "columns": kept, "column_groups": column_groups(kept),
+                 "parts": list(vcfg["parts"]), "log_scale_px": float(vcfg["log_scale_px"]),
+                 "log_scale_rel": float(vcfg["log_scale_rel"]), "class_names": attrs["class_names"]}
     with write_store(out, "velocity", out_attrs) as f:
         f["feature"] = feat.astype(np.float32)
         f["clip"] = uniq[:, 0].astype(np.int32)
