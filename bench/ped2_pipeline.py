@@ -51,7 +51,9 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
         with h5py.File(f) as h:
             samples += h["feature"].shape[0]
             crops += int(h["n_crops"][()].sum())
-    epochs = len([r for r in csv.DictReader((res / "hsc" / "history.csv").open())])
+    history = list(csv.DictReader((res / "hsc" / "history.csv").open()))
+    n_streams = len({r["stream"] for r in history})
+    epochs = len(history) // max(n_streams, 1)
     auc = json.loads((res / "auc.json").read_text())
     print(f"# {dataset} pipeline benchmark ({workdir})")
     if wall is not None:
@@ -66,7 +68,8 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
     print(f"scene: {frames / sc:.1f} frames/s")
     if secs.get("flow", (0, 0.0))[0]:
         print(f"flow (+ per-box statistics): {frames / secs['flow'][1]:.1f} frames/s (job time incl. decoding)")
-    print(f"training: {epochs} epochs, {t / max(epochs, 1):.3f} s/epoch (job time incl. loading)")
+    print(f"training: {epochs} epochs x {n_streams} stream(s), {t / max(epochs, 1):.3f} s/epoch (all streams; "
+          "job time incl. loading)")
     for p in ("reference", "strict", "strict_unsmoothed"):
         r = auc["protocols"][p]
         print(f"AUC {p:<18} micro {r['micro_auc']:.4f}  macro {r['macro_auc']:.4f}  ({r['n_frames']} frames)")

@@ -95,6 +95,9 @@ def readout(results: Path, config: Path, taus: list[str]) -> None:
         for t in taus:
             params = copy.deepcopy(base)
             params["readout"]["tau"] = t if t in ("auto", "paper") else float(t)
+            # every stream reads at this temperature (each keeps its own bank setting)
+            params["readout"]["streams"] = {s: {k: v for k, v in o.items() if k != "tau"}
+                                            for s, o in (params["readout"].get("streams") or {}).items()}
             out = Path(tmp) / f"scores_{t}.h5"
             t0 = time.time()
             score.run(str(results / "hsc" / "model.pt"), _inputs(results, streams), str(results / "scenes.h5"),

@@ -15,8 +15,14 @@ MODELS = SHARED / "models"
 
 
 def need_shared(*paths: Path):
+    """Marks a test ``shared`` and skips it, naming what is missing, when ``paths`` are absent."""
     missing = [str(p) for p in paths if not p.exists()]
-    return pytest.mark.skipif(bool(missing), reason=f"real data/models not present: {', '.join(missing)}")
+    skip = pytest.mark.skipif(bool(missing), reason=f"real data/models not present: {', '.join(missing)}")
+
+    def mark(obj):
+        return pytest.mark.shared(skip(obj))
+
+    return mark
 
 
 def write_frames(folder: Path, n: int, hw=(48, 64), suffix=".jpg", start=0, seed=0) -> list[np.ndarray]:

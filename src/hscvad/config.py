@@ -185,6 +185,7 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     if stage in ("train_hsc", "retrain_motion"):
         streams = config["datasets"][dataset]["streams"] if stage == "train_hsc" else ["motion"]
         hsc = copy.deepcopy(config["hsc"])
+        hsc.pop("readout")  # scoring's setting: changing it must not retrain
         hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
         out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
         if "motion" in streams:

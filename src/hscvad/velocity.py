@@ -177,7 +177,7 @@ def log_scale(feat: np.ndarray, names: list[str], px: float, rel: float) -> np.n
     px/frame matters as much as 4 vs 8), and a box that jumps 50 px in one frame must not outweigh
     every other column."""
     out = np.array(feat, np.float32, copy=True)
-    for j, (c, g) in enumerate(zip(names, column_groups(names))):
+    for j, g in enumerate(column_groups(names)):
         if g in ("share", "aspect"):
             continue
         s = rel if g in ("flow_rel", "speed_rel", "scale_rate") else px

@@ -129,6 +129,14 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                                  f"{len(train.feat)} training samples; rerun train_hsc")
             tr_in, te_in = model_input(train.feat, smeta, name), model_input(test.feat, smeta, name)
             ro = stream_readout(readout, name)
+            # how well the bank matches the final encoder: mean cosine of a training sample's code
+            # with its own entry (1 when re-encoded; low when training stopped far from convergence)
+            consistency = float((encode(model, tr_in, train.scene_feat, runtime.device) * bank[: len(tr_in)])
+                                .sum(1).mean()) if len(tr_in) else None
+            if ro["bank"] == "memory" and consistency is not None and consistency < 0.8:
+                log.warning("score: stream %s: the memory bank matches the final encoder poorly (mean cosine %.2f of "
+                            "a training sample's code with its own entry): train longer (hsc.epochs) or read "
+                            "hsc.readout.bank: encoded", name, consistency)
             if ro["bank"] == "encoded":  # the final encoder's codes of the training samples
                 n_tr = len(tr_in)
                 bank = torch.cat([encode(model, tr_in, train.scene_feat, runtime.device), bank[n_tr:]])
@@ -141,7 +149,7 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             with torch.no_grad():
                 n_eff_te = effective_entries(encode(model, te_in, test.scene_feat, runtime.device), bank, tau)
             readouts[name] = {"tau": tau, "how": how, "bank": ro["bank"], "train_holdout": group_kind,
-                              "bank_entries": len(bank),
+                              "bank_entries": len(bank), "bank_consistency": consistency,
                               "test_median_effective_entries": float(n_eff_te.median()) if len(te) else None}
             clf = None
             if name == "motion" and classifier is not None:
