@@ -48,13 +48,17 @@ def object_keys(video, clip, track) -> np.ndarray:
     return (np.asarray(video, np.int64) << 43) | (np.asarray(clip, np.int64) << 23) | np.asarray(track, np.int64)
 
 
+def scores_header(f) -> tuple[list[str], list[str], np.ndarray, int, dict]:
+    """(streams, test videos, frames per video, clip length, training score statistics) of an open
+    ``scores`` file."""
+    streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
+    videos = [v.decode() for v in f["videos"][()]]
+    return streams, videos, f["n_frames"][()], int(f.attrs["clip_length"]), json.loads(f.attrs["train_stats"])
+
+
 def load_objects(scores_file: str) -> ObjectTable:
     with open_store(scores_file, "scores") as f:
-        streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
-        videos = [v.decode() for v in f["videos"][()]]
-        n_frames = f["n_frames"][()]
-        T = int(f.attrs["clip_length"])
-        stats = json.loads(f.attrs["train_stats"])
+        streams, videos, n_frames, T, stats = scores_header(f)
         per = {}
         for s in streams:
             g = f[s]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import build_dataset
 from ..evaluation import plots
+from ..evaluation.objects import scores_header
 from ..evaluation.protocols import macro_auc, micro_auc, reference_protocol, strict_protocol
 from ..h5store import atomic_path, open_store, read_arrays, write_json
 from .common import log
@@ -150,11 +151,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         params: dict, table: str | None = None, video_plots: str | None = None,
         track_files: list[str] | None = None, explanations: str | None = None) -> dict:
     with open_store(scores_file, "scores") as f:
-        streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
-        videos = [v.decode() for v in f["videos"][()]]
-        n_frames = f["n_frames"][()]
-        T = int(f.attrs["clip_length"])
-        stats = json.loads(f.attrs["train_stats"])
+        streams, videos, n_frames, T, stats = scores_header(f)
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
         raw = {s: [f[s]["frame_score"][offsets[i] : offsets[i + 1]] for i in range(len(videos))] for s in streams}
     ds = build_dataset(dataset_name, dataset_cfg)
