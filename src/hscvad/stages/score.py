@@ -53,31 +53,29 @@ def holdout_groups(train_video: np.ndarray) -> tuple[np.ndarray, str]:
     return np.arange(len(train_video), dtype=np.int64), "sample"
 
 
-def choose_tau(model, bank, train_in, train_scene, groups, readout: dict, paper_tau: float, seed: int,
-               device) -> tuple[float, str]:
+def choose_tau(z_train, bank, groups: np.ndarray, bank_groups: np.ndarray, readout: dict, paper_tau: float,
+               seed: int, holdout: str = "video") -> tuple[float, str]:
     """Eq. 10's read-out temperature: a number, ``paper`` (hsc.tau, the training temperature), or
-    ``auto``: the temperature at which the median training query, read leave-one-group-out, spreads
-    its weight over ``effective_entries`` bank entries. No label is used."""
+    ``auto``: the temperature at which the median training query (codes ``z_train``), read
+    leave-one-group-out, spreads its weight over ``effective_entries`` bank entries. No label is used."""
     import torch
 
-    from ..hsc.train import encode, readout_temperature
+    from ..hsc.train import readout_temperature
 
     tau = readout["tau"]
     if tau == "paper":
         return float(paper_tau), f"hsc.tau = {paper_tau} (the training temperature)"
     if tau != "auto":
         return float(tau), "hsc.readout.tau (set in the configuration)"
-    n = len(train_in)
+    n = len(z_train)
     rng = np.random.default_rng(seed)
     q = np.sort(rng.choice(n, size=min(n, int(readout["max_queries"])), replace=False))
-    z = encode(model, train_in[q], train_scene[q], device)
-    dev = z.device
-    g = torch.from_numpy(groups).to(dev)
-    n_bank = len(bank)
-    bank_g = torch.cat([g, torch.full((n_bank - n,), -1, dtype=g.dtype, device=dev)]) if n_bank > n else g[:n_bank]
+    dev = z_train.device
+    qg = torch.from_numpy(groups[q]).to(dev)
     target = float(readout["effective_entries"])
-    t = readout_temperature(z, bank, target, g[q], bank_g)
-    return t, (f"auto: median effective number of bank entries per training query (leave-one-video-out) "
+    bg = torch.from_numpy(bank_groups).to(dev)
+    t = readout_temperature(z_train[torch.from_numpy(q).to(dev)], bank, target, qg, bg)
+    return t, (f"auto: median effective number of bank entries per training query (leave-one-{holdout}-out) "
                f"= {target:g}, over {len(q)} training queries")
 
 
@@ -129,21 +127,21 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                                  f"{len(train.feat)} training samples; rerun train_hsc")
             tr_in, te_in = model_input(train.feat, smeta, name), model_input(test.feat, smeta, name)
             ro = stream_readout(readout, name)
+            z_tr = encode(model, tr_in, train.scene_feat, runtime.device)
             # how well the bank matches the final encoder: mean cosine of a training sample's code
             # with its own entry (1 when re-encoded; low when training stopped far from convergence)
-            consistency = float((encode(model, tr_in, train.scene_feat, runtime.device) * bank[: len(tr_in)])
-                                .sum(1).mean()) if len(tr_in) else None
+            consistency = float((z_tr * bank[: len(tr_in)]).sum(1).mean()) if len(tr_in) else None
             if ro["bank"] == "memory" and consistency is not None and consistency < 0.8:
                 log.warning("score: stream %s: the memory bank matches the final encoder poorly (mean cosine %.2f of "
                             "a training sample's code with its own entry): train longer (hsc.epochs) or read "
                             "hsc.readout.bank: encoded", name, consistency)
             if ro["bank"] == "encoded":  # the final encoder's codes of the training samples
-                n_tr = len(tr_in)
-                bank = torch.cat([encode(model, tr_in, train.scene_feat, runtime.device), bank[n_tr:]])
+                bank = torch.cat([z_tr, bank[len(tr_in) :]])
             groups, group_kind = holdout_groups(train.video)
+            # MA- pseudo-normal entries beyond the training samples belong to no group (-1)
             bank_groups = np.concatenate([groups, np.full(len(bank) - len(groups), -1, np.int64)])
-            tau, how = choose_tau(model, bank, tr_in, train.scene_feat, groups, ro, float(cfg["tau"]),
-                                  int(params["seed"]), runtime.device)
+            tau, how = choose_tau(z_tr, bank, groups, bank_groups, ro, float(cfg["tau"]), int(params["seed"]),
+                                  group_kind)
             tr = score_samples(model, bank, tr_in, train.scene_feat, tau, query_group=groups, bank_group=bank_groups)
             te = score_samples(model, bank, te_in, test.scene_feat, tau)
             with torch.no_grad():
