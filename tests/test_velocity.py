@@ -187,6 +187,18 @@ def test_flow_rule_refuses_a_frame_size_change(tmp_path):
     assert not (tmp_path / "flow.h5").exists() and not list(tmp_path.glob(".*.part"))
 
 
+def test_flow_rule_refuses_a_video_shorter_than_its_track_file(tmp_path):
+    from conftest import write_frames
+
+    root = tmp_path / "ds"
+    write_frames(root / "train" / "v", 6, hw=(48, 64))
+    (root / "test").mkdir()
+    _tracks_file(tmp_path / "tracks.h5", lambda t: [(1, [5.0, 5.0, 20.0, 20.0])], 8, (48, 64))
+    with pytest.raises(ValueError, match=r"train/v: 6 frames decoded, its track file .* holds 8: rerun detect_track"):
+        _run_flow_and_velocity(tmp_path, {"adapter": "folder", "root": str(root)}, "v", tmp_path / "tracks.h5")
+    assert not (tmp_path / "flow.h5").exists() and not list(tmp_path.glob(".*.part"))
+
+
 def test_velocity_parts_select_columns():
     from hscvad.stages.velocity import columns
 

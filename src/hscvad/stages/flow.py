@@ -35,6 +35,7 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
         ds = build_dataset(dataset_name, dataset_cfg)
         bar = progress(n, f"flow {video}", "frame")
         prev = None
+        t = -1
         for t, img in enumerate(ds.source(split, video).frames()):
             if img.shape[:2] != hw:
                 raise ValueError(f"{split}/{video}: frame {t} is {img.shape[1]}x{img.shape[0]}, the track file "
@@ -54,6 +55,9 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
             prev = img
             bar.update(1)
         bar.close()
+        if t + 1 != n:
+            raise ValueError(f"{split}/{video}: {t + 1} frames decoded, its track file {tracks} holds {n}: rerun "
+                             "detect_track")
         if n == 1:
             log.warning("%s/%s: a single frame, no flow: the velocity of its boxes is 0", split, video)
     out_attrs = {"dataset": dataset_name, "split": split, "video": video, "n_frames": n, "height": hw[0],
