@@ -14,15 +14,20 @@ PED2 = SHARED / "datasets" / "ped2"
 MODELS = SHARED / "models"
 
 
+_SHARED_REASON = "real data/models not present: "
+
+
 def need_shared(*paths: Path):
-    """Marks a test ``shared`` and skips it, naming what is missing, when ``paths`` are absent."""
+    """Skips a test, naming what is missing, when ``paths`` are absent; every test so marked also
+    gets the ``shared`` marker (``pytest_collection_modifyitems``), so ``-m shared`` selects them."""
     missing = [str(p) for p in paths if not p.exists()]
-    skip = pytest.mark.skipif(bool(missing), reason=f"real data/models not present: {', '.join(missing)}")
+    return pytest.mark.skipif(bool(missing), reason=_SHARED_REASON + ", ".join(missing))
 
-    def mark(obj):
-        return pytest.mark.shared(skip(obj))
 
-    return mark
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(str(m.kwargs.get("reason", "")).startswith(_SHARED_REASON) for m in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.shared)
 
 
 def write_frames(folder: Path, n: int, hw=(48, 64), suffix=".jpg", start=0, seed=0) -> list[np.ndarray]:
