@@ -175,26 +175,20 @@ def test_flow_rule_on_real_consecutive_frames_sees_walkers_not_the_background(tm
     assert np.isfinite(fl["stats"]).all()
 
 
-def test_flow_rule_refuses_a_frame_size_change(tmp_path):
+@pytest.mark.parametrize("n_frames,hw,message", [
+    (6, (40, 64), r"train/v: frame 0 is 64x48, the track file .* says 64x40"),
+    (8, (48, 64), r"train/v: 6 frames decoded, its track file .* holds 8: rerun detect_track"),
+])
+def test_flow_rule_refuses_a_video_that_disagrees_with_its_track_file(tmp_path, n_frames, hw, message):
+    """Frames of another size, or fewer frames, than the track file says: an error naming both,
+    and no flow file left behind."""
     from conftest import write_frames
 
     root = tmp_path / "ds"
     write_frames(root / "train" / "v", 6, hw=(48, 64))
     (root / "test").mkdir()
-    _tracks_file(tmp_path / "tracks.h5", lambda t: [(1, [5.0, 5.0, 20.0, 20.0])], 6, (40, 64))
-    with pytest.raises(ValueError, match=r"train/v: frame 0 is 64x48, the track file .* says 64x40"):
-        _run_flow_and_velocity(tmp_path, {"adapter": "folder", "root": str(root)}, "v", tmp_path / "tracks.h5")
-    assert not (tmp_path / "flow.h5").exists() and not list(tmp_path.glob(".*.part"))
-
-
-def test_flow_rule_refuses_a_video_shorter_than_its_track_file(tmp_path):
-    from conftest import write_frames
-
-    root = tmp_path / "ds"
-    write_frames(root / "train" / "v", 6, hw=(48, 64))
-    (root / "test").mkdir()
-    _tracks_file(tmp_path / "tracks.h5", lambda t: [(1, [5.0, 5.0, 20.0, 20.0])], 8, (48, 64))
-    with pytest.raises(ValueError, match=r"train/v: 6 frames decoded, its track file .* holds 8: rerun detect_track"):
+    _tracks_file(tmp_path / "tracks.h5", lambda t: [(1, [5.0, 5.0, 20.0, 20.0])], n_frames, hw)
+    with pytest.raises(ValueError, match=message):
         _run_flow_and_velocity(tmp_path, {"adapter": "folder", "root": str(root)}, "v", tmp_path / "tracks.h5")
     assert not (tmp_path / "flow.h5").exists() and not list(tmp_path.glob(".*.part"))
 
