@@ -15,6 +15,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/fetch.smk"
+include: "rules/dataset.smk"
 include: "rules/parse.smk"
 include: "rules/features.smk"
 include: "rules/motion.smk"
@@ -28,6 +29,7 @@ localrules:
     fetch_model,
     fetch_models,
     fetch_ped2,
+    fetch_avenue,
 
 
 rule all:

@@ -17,6 +17,7 @@ os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.env
 from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, params_json, validate  # noqa: E402
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
 from hscvad.config import dataset_cfg  # noqa: E402
+from hscvad.data.check import how_to_get  # noqa: E402
 
 try:
     validate(config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml"))
@@ -37,12 +38,21 @@ wildcard_constraints:
 _DATASETS = {}
 
 
+def stop(message):
+    """A data or configuration error found while planning the jobs: one line, no traceback
+    (SystemExit passes through Snakemake's input-function wrapper; the exit status is 1)."""
+    raise SystemExit(f"Error: {message}")
+
+
 def dataset(name):
     if name not in _DATASETS:
         try:
-            _DATASETS[name] = build_dataset(name, dataset_cfg(config, name))
-        except (DatasetError, ConfigError) as e:
-            raise WorkflowError(f"{e}\nFor Ped2 with a network: snakemake fetch_ped2 --cores 1")
+            cfg = dataset_cfg(config, name)
+            _DATASETS[name] = build_dataset(name, cfg)
+        except ConfigError as e:
+            stop(e)
+        except DatasetError as e:
+            stop(f"{e}. {how_to_get(name, config['datasets'][name])}")
     return _DATASETS[name]
 
 
@@ -51,9 +61,11 @@ def videos(name, split):
     try:
         names = ds.videos(split)
     except DatasetError as e:
-        raise WorkflowError(str(e))
+        stop(e)
     if not names:
-        raise WorkflowError(f"datasets.{name}.root: no {split} video found under {ds.root} (adapter {ds.adapter})")
+        where = "training" if split == "train" else "test"
+        stop(f"datasets.{name}.root: no {where} video found under {ds.root} (adapter {ds.adapter}). "
+             f"{how_to_get(name, config['datasets'][name])}")
     return names
 
 

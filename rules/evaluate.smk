@@ -7,6 +7,7 @@ rule evaluate:
         scores="results/{dataset}/scores.h5",
         tracks=per_video("results/{dataset}/tracks/{split}/{video}.h5", "test"),
         explanations="results/{dataset}/explain/top_objects.csv",
+        check="results/{dataset}/dataset_check.json",
     output:
         auc="results/{dataset}/auc.json",
         table=report(
@@ -48,7 +49,7 @@ rule evaluate:
     shell:
         "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
         " --output {output.auc} --table {output.table} --csv {output.csv} --plots results/{wildcards.dataset}/plots"
-        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} 2> {log}"
+        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} --dataset-check {input.check} 2> {log}"
 
 
 # Reads every job's benchmark TSV of the dataset; it runs after evaluate (its input), when every

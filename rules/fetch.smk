@@ -1,4 +1,4 @@
-# Downloads for users with a network: published weights and the UCSD archive, checksums verified.
+# Downloads for users with a network: published weights and the Ped2 and Avenue archives, checksums verified.
 
 import json as _json
 import re as _re
@@ -26,16 +26,21 @@ rule fetch_models:
         expand("resources/models/{model_file}", model_file=list(config["fetch"].get("models", {}))),
 
 
-rule fetch_ped2:
-    output:
-        directory("resources/datasets/ped2"),
-    params:
-        p=_json.dumps({"item": config["fetch"].get("ped2", {})}),
-    log:
-        "resources/logs/fetch_ped2.log",
-    benchmark:
-        "resources/benchmarks/fetch_ped2.tsv"
-    conda:
-        "../envs/fetch.yaml"
-    shell:
-        "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"
+# The datasets with a published direct download, into their configured root.
+for _name in ("ped2", "avenue"):
+
+    rule:
+        name:
+            f"fetch_{_name}"
+        output:
+            directory(config["datasets"].get(_name, {}).get("root", f"resources/datasets/{_name}")),
+        params:
+            p=_json.dumps({"item": config["fetch"].get(_name, {})}),
+        log:
+            f"resources/logs/fetch_{_name}.log",
+        benchmark:
+            f"resources/benchmarks/fetch_{_name}.tsv"
+        conda:
+            "../envs/fetch.yaml"
+        shell:
+            "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"

@@ -49,3 +49,150 @@ def test_archive_member_is_unpacked_into_place(tmp_path):
     fetch({"url": archive.as_uri(), "sha256": None, "unpack": "tar",
            "member": "UCSD_Anomaly_Dataset.v1p2/UCSDped2"}, str(out))
     assert (out / "Train" / "Train001" / "001.tif").read_bytes() == b"x"
+
+
+def _avenue_archives(tmp_path):
+    """Two zips in the structure of the CUHK Avenue downloads, with tiny stand-in files."""
+    import zipfile
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data, gt = tmp_path / "Avenue_Dataset.zip", tmp_path / "ground_truth_demo.zip"
+    with zipfile.ZipFile(data, "w") as z:
+        for i in (1, 2):
+            z.writestr(f"Avenue Dataset/training_videos/{i:02d}.avi", b"train%d" % i)
+        z.writestr("Avenue Dataset/testing_videos/01.avi", b"test1")
+        z.writestr("Avenue Dataset/training_vol/vol01.mat", b"unused")
+    with zipfile.ZipFile(gt, "w") as z:
+        z.writestr("ground_truth_demo/testing_label_mask/1_label.mat", b"mask1")
+        z.writestr("ground_truth_demo/testing_videos/01.avi", b"demo")
+        z.writestr("ground_truth_demo/Readme.txt", b"readme")
+    return data, gt
+
+
+def _avenue_item(data, gt, **kw):
+    md5 = {p: hashlib.md5(p.read_bytes()).hexdigest() for p in (data, gt)}
+    return {"config_key": "datasets.avenue.root", "archives": [
+        {"url": kw.get("data_url", data.as_uri()), "md5": md5[data], "unpack": "zip",
+         "members": {"Avenue Dataset/training_videos": "training_videos",
+                     "Avenue Dataset/testing_videos": "testing_videos"}},
+        {"url": gt.as_uri(), "md5": md5[gt], "unpack": "zip",
+         "members": {"ground_truth_demo/testing_label_mask": "ground_truth_demo/testing_label_mask"}}]}
+
+
+def test_fetch_avenue_unpacks_both_archives_into_the_adapter_layout(tmp_path):
+    import yaml
+    from conftest import REPO
+
+    from hscvad.data import build_dataset
+
+    data, gt = _avenue_archives(tmp_path / "src")
+    item = _avenue_item(data, gt)
+    # the shipped item has the same structure (archive members -> the adapter's folders)
+    shipped = yaml.safe_load((REPO / "config.yaml").read_text())["fetch"]["avenue"]
+    assert [a["members"] for a in shipped["archives"]] == [a["members"] for a in item["archives"]]
+    out = tmp_path / "resources" / "datasets" / "avenue"
+    fetch(item, str(out))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "ground_truth_demo/testing_label_mask/1_label.mat", "testing_videos/01.avi",
+        "training_videos/01.avi", "training_videos/02.avi"]
+    ds = build_dataset("avenue", {"adapter": "avenue", "root": str(out)})
+    assert ds.videos("train") == ["01", "02"] and ds.videos("test") == ["01"]
+    assert ds.label_file("01") == out / "ground_truth_demo" / "testing_label_mask" / "1_label.mat"
+    # the downloads are removed once the dataset is in place; nothing half-built is left
+    assert sorted(p.name for p in out.parent.iterdir()) == [".downloads", "avenue"]
+    assert list((out.parent / ".downloads").iterdir()) == []
+
+
+def test_a_bad_checksum_deletes_the_download_and_leaves_no_dataset(tmp_path):
+    data, gt = _avenue_archives(tmp_path / "src")
+    item = _avenue_item(data, gt)
+    item["archives"][1]["md5"] = "0" * 32
+    out = tmp_path / "datasets" / "avenue"
+    with pytest.raises(FetchError, match="ground_truth_demo.zip: md5 .* does not match"):
+        fetch(item, str(out))
+    assert not out.exists() and sorted(p.name for p in (out.parent / ".downloads").iterdir()) == [
+        "Avenue_Dataset.zip"]  # the verified first archive is kept for the next run
+    fetch(_avenue_item(data, gt), str(out))
+    assert (out / "testing_videos" / "01.avi").read_bytes() == b"test1"
+
+
+class _RangeServer:
+    """A local HTTP server that honours Range requests and can cut its first response short."""
+
+    def __init__(self, payload: bytes, cut_first_at: int | None = None, ranges: bool = True):
+        import http.server
+        import threading
+
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                server.requests.append(rng)
+                start = int(rng.split("=")[1].split("-")[0]) if (rng and ranges) else 0
+                body = payload[start:]
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if cut_first_at is not None and len(server.requests) == 1:
+                    self.wfile.write(body[:cut_first_at])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/Avenue_Dataset.zip"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_an_interrupted_download_resumes_or_restarts_cleanly(tmp_path, ranges):
+    data, gt = _avenue_archives(tmp_path / "src")
+    payload = data.read_bytes()
+    server = _RangeServer(payload, cut_first_at=len(payload) // 2, ranges=ranges)
+    try:
+        item = _avenue_item(data, gt, data_url=server.url)
+        out = tmp_path / "datasets" / "avenue"
+        with pytest.raises(FetchError, match="interrupted after .* bytes; .*next run resumes it"):
+            fetch(item, str(out))
+        part = out.parent / ".downloads" / "Avenue_Dataset.zip.part"
+        assert part.stat().st_size == len(payload) // 2 and not out.exists()
+        fetch(item, str(out))
+        assert server.requests == [None, f"bytes={len(payload) // 2}-"]
+        assert (out / "training_videos" / "02.avi").read_bytes() == b"train2" and not part.exists()
+    finally:
+        server.close()
+
+
+def test_the_fetch_avenue_rule_places_the_dataset_where_the_config_points(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import REPO
+
+    data, gt = _avenue_archives(tmp_path / "src")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    root = tmp_path / "data" / "avenue"
+    cfg["datasets"] = {"avenue": {"adapter": "avenue", "root": str(root), "benchmark": "avenue"}}
+    cfg["fetch"]["avenue"] = _avenue_item(data, gt)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                        "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", "fetch_avenue"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (root / "testing_videos" / "01.avi").read_bytes() == b"test1"
+    assert (root / "ground_truth_demo" / "testing_label_mask" / "1_label.mat").is_file()
+    log = (tmp_path / "resources" / "logs" / "fetch_avenue.log").read_text()
+    assert "checksum verified" in log

@@ -28,7 +28,7 @@ import local_slurm  # noqa: E402
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e, REAL]
 
 GPU_RULES = {"detect_track", "appearance", "scene", "train_hsc", "score"}
-CPU_RULES = {"scene_labels", "explain", "evaluate"}
+CPU_RULES = {"check_dataset", "scene_labels", "explain", "evaluate"}
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
 
 
@@ -179,7 +179,7 @@ def test_pipeline_through_slurm_equals_local_run(cluster, local_run, tmp_path):
     # (detect_track -> appearance, and scene), two components per group job.
     groups = [j for j in jobs.values() if j["Comment"].startswith("rule_videos")]
     assert len(groups) == 3, [j["Comment"] for j in jobs.values()]
-    assert len(jobs) == 3 + 5  # + scene_labels, train_hsc, score, explain, evaluate
+    assert len(jobs) == 3 + 6  # + check_dataset, scene_labels, train_hsc, score, explain, evaluate
 
 
 def test_killed_job_leaves_nothing_trusted_and_rerun_finishes(cluster, local_run, tmp_path):

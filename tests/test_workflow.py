@@ -98,7 +98,8 @@ def _subset(tmp: Path) -> dict:
 @pytest.fixture(scope="module")
 def ped2_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    cfg = base_config(tmp, ped2sub=_subset(tmp))
+    # a Ped2 subset checked as the Ped2 benchmark: it runs because allow_partial is set, and says so
+    cfg = base_config(tmp, ped2sub={**_subset(tmp), "benchmark": "ped2", "allow_partial": True})
     cfg["hsc"]["epochs"] = 30
     r = smk(tmp, cfg, "results/ped2sub/auc.json", "--resources", "gpu=1")
     return tmp, cfg, r
@@ -118,6 +119,10 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert auc["micro_auc"] == auc["protocols"]["strict"]["micro_auc"]
     assert auc["protocols"]["reference"]["n_frames"] == 2 * (180 // 16) * 16
     assert set(auc["streams"]) == {"appearance", "fused"}
+    partial = auc["partial_dataset"]
+    assert partial["benchmark"] == "ped2" and "missing test videos (10): 03, 04, 05, 06, 07, 08, 09, 10, 11, 12" in \
+        partial["differences"] and "360 test frames, expected 2010" in partial["differences"]
+    assert auc["dataset_check"]["found"]["test_frames"] == 360 and auc["dataset_check"]["complete"] is False
     assert auc["protocols"]["strict"]["micro_auc"] > 0.6  # real models, 2 training videos, 30 epochs
     lines = (res / "frame_scores.csv").read_text().splitlines()
     assert lines[0] == "video,frame,label,raw_appearance,strict,reference" and len(lines) == 361
@@ -149,7 +154,8 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert sorted(p.name for p in (res / "plots" / "explain").glob("*.png")) == ["01.png", "02.png"]
     top = (res / "explain" / "top_objects.csv").read_text().splitlines()
     assert len(top) == 1 + 2 * 10 and top[0].endswith("raw_appearance,z_appearance")
-    for rule in ("detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score", "explain", "evaluate"):
+    for rule in ("check_dataset", "detect_track", "appearance", "scene", "scene_labels", "train_hsc", "score",
+                 "explain", "evaluate"):
         assert list((res / "logs" / rule).rglob("*.log")), rule
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     assert not list(res.rglob("*.part"))

@@ -25,6 +25,7 @@ STAGES = {
     "explain": "explain",
     "summarise-run": "summarise_run",
     "fetch": "fetch",
+    "check-dataset": "check_dataset",
 }
 
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--video-plots", help="folder for one score plot per video (PNG)")
     s.add_argument("--tracks", nargs="*", default=[], help="track files of the test videos (localisation metrics)")
     s.add_argument("--explanations", default=None, help="the explain rule's CSV (named in auc.json)")
+    s.add_argument("--dataset-check", default=None, help="the check_dataset rule's JSON (recorded in auc.json)")
     s = stage("explain", "per test video: the top clips and the objects responsible (PNG, CSV)")
     s.add_argument("--input", required=True, help="scores.h5")
     s.add_argument("--tracks", nargs="+", required=True, help="track files of the test videos")
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--benchmarks", required=True, help="the dataset's benchmark folder")
     s.add_argument("--output", required=True)
     s.add_argument("--plot", required=True)
+    s = stage("check-dataset", "compare a dataset copy with its benchmark")
+    s.add_argument("--output", required=True)
     s = stage("fetch", "download published data or weights, verify checksums")
     s.add_argument("--output", required=True)
     return p

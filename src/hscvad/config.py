@@ -154,6 +154,9 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     """Exactly the settings that determine ``stage``'s result for ``dataset``."""
     ds = dataset_cfg(config, dataset)
     T = config["clip_length"]
+    if stage == "check_dataset":
+        full = config["datasets"][dataset]
+        return {"dataset": ds, "benchmark": full.get("benchmark"), "allow_partial": bool(full.get("allow_partial"))}
     if stage == "detect_track":
         det = section(config, dataset, "detection")
         det = {k: v for k, v in det.items() if k in ("backend", "classes", "score_threshold", det["backend"])}

@@ -38,6 +38,10 @@ class FrameSource:
     def fps(self) -> float:
         return 25.0
 
+    def count_frames(self) -> int:
+        """The number of frames ``frames()`` yields."""
+        raise NotImplementedError
+
 
 class FrameFolder(FrameSource):
     def __init__(self, path: str | Path, fps: float = 25.0):
@@ -52,6 +56,9 @@ class FrameFolder(FrameSource):
 
     def __len__(self) -> int:
         return len(list_images(self.path))
+
+    def count_frames(self) -> int:
+        return len(self)
 
     def frames(self) -> Iterator[np.ndarray]:
         import cv2
@@ -87,6 +94,20 @@ class VideoFile(FrameSource):
             except (av.FFmpegError, IndexError) as e:
                 raise VideoError(f"{self.path}: cannot open video ({e})") from e
         return self._fps
+
+    def count_frames(self) -> int:
+        """Frames decoded (no colour conversion; FFmpeg's frame threads): what ``frames()`` yields."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise VideoError(f"{self.path}: no video stream")
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                return sum(1 for _ in container.decode(stream))
+        except av.FFmpegError as e:
+            raise VideoError(f"{self.path}: cannot decode video ({e})") from e
 
     def frames(self) -> Iterator[np.ndarray]:
         import av

@@ -147,9 +147,23 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
     }
 
 
+def _dataset_check(path: str | None) -> dict:
+    """The check_dataset verdict: ``dataset_check`` (benchmark, complete, counts found) and, for a copy
+    that differs from its benchmark (allow_partial), ``partial_dataset`` with the differences."""
+    if path is None:
+        return {"dataset_check": None}
+    chk = json.loads(Path(path).read_text())
+    out = {"dataset_check": {k: chk.get(k) for k in ("benchmark", "complete", "found", "expected", "warnings")}}
+    if chk.get("complete") is False:
+        out["partial_dataset"] = {"benchmark": chk["benchmark"], "differences": chk["differences"],
+                                  "note": "this copy differs from the benchmark: the AUCs are not the benchmark's"}
+    return out
+
+
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, out_csv: str, plot_dir: str,
         params: dict, table: str | None = None, video_plots: str | None = None,
-        track_files: list[str] | None = None, explanations: str | None = None) -> dict:
+        track_files: list[str] | None = None, explanations: str | None = None,
+        dataset_check: str | None = None) -> dict:
     with open_store(scores_file, "scores") as f:
         streams, videos, n_frames, T, stats = scores_header(f)
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
@@ -190,6 +204,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
                                  "video-out, train_score_stats); reference: min-max over the test set"},
         "readout": readout,
         "localisation": loc,
+        **_dataset_check(dataset_check),
         "explanations": ({"csv": explanations, "images": str(Path(explanations).parent.parent / "plots" / "explain")}
                          if explanations else None),
     }
@@ -239,4 +254,4 @@ def _fmt(x) -> str:
 def main(args) -> None:
     run(args.dataset, args.params["dataset"], args.input, args.output, args.csv, args.plots, args.params,
         table=args.table, video_plots=args.video_plots, track_files=args.tracks,
-        explanations=args.explanations)
+        explanations=args.explanations, dataset_check=args.dataset_check)
