@@ -1,6 +1,6 @@
 # Scene-aware video anomaly detection (HSC, Sun & Gong, CVPR 2023) as a Snakemake workflow.
 # Table of contents: configuration and helpers, then one rule file per stage family.
-#   snakemake results/ped2/auc.json --cores 2 --resources gpu=1
+#   snakemake results/ped2/auc.json --cores 2
 
 from snakemake.utils import min_version
 

@@ -18,11 +18,19 @@ from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, pa
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
 from hscvad.config import dataset_cfg  # noqa: E402
 from hscvad.data.check import how_to_get  # noqa: E402
+from hscvad.data.manifest import write_manifest  # noqa: E402
+
+
+def stop(message):
+    """A data or configuration error found while planning the jobs: the message alone, no traceback
+    (SystemExit also passes through Snakemake's input-function wrapper; the exit status is 1)."""
+    raise SystemExit(f"Error: {message}")
+
 
 try:
     validate(config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml"))
 except ConfigError as e:
-    raise WorkflowError(str(e))
+    stop(e)
 
 # Where models run (a params entry of the model-running rules; the default `auto` picks CUDA when
 # present, so moving from a CPU machine to a GPU one reruns nothing).
@@ -36,12 +44,6 @@ wildcard_constraints:
 
 
 _DATASETS = {}
-
-
-def stop(message):
-    """A data or configuration error found while planning the jobs: one line, no traceback
-    (SystemExit passes through Snakemake's input-function wrapper; the exit status is 1)."""
-    raise SystemExit(f"Error: {message}")
 
 
 def dataset(name):
@@ -67,6 +69,39 @@ def videos(name, split):
         stop(f"datasets.{name}.root: no {where} video found under {ds.root} (adapter {ds.adapter}). "
              f"{how_to_get(name, config['datasets'][name])}")
     return names
+
+
+def video_file(name, split, video):
+    """What a per-video job reads: the video file, or for a frame folder its manifest (every frame's
+    name, size and mtime; rewritten only when they change), so a replaced video or frame reruns
+    exactly the jobs that read it."""
+    path = dataset(name).path(split, video)
+    if path.is_dir():
+        return write_manifest(path, f"results/{name}/manifests/{split}/{video}.tsv")
+    return str(path)
+
+
+def video_input(wildcards):
+    return video_file(wildcards.dataset, wildcards.split, wildcards.video)
+
+
+def all_video_inputs(wildcards):
+    return [video_file(wildcards.dataset, s, v) for s in ("train", "test") for v in videos(wildcards.dataset, s)]
+
+
+def label_inputs(wildcards):
+    """The test videos' label files (and pixel-mask folders, as manifests) that exist: evaluate and
+    check_dataset rerun when one changes."""
+    ds = dataset(wildcards.dataset)
+    out = []
+    for v in videos(wildcards.dataset, "test"):
+        path = ds.label_file(v)
+        if path is not None and path.is_file():
+            out.append(str(path))
+        masks = ds.mask_folder(v)
+        if masks is not None and masks.is_dir():
+            out.append(write_manifest(masks, f"results/{wildcards.dataset}/manifests/masks/{v}.tsv"))
+    return sorted(set(out))
 
 
 def per_video(pattern, split):
@@ -112,9 +147,7 @@ def weights(section_name, dataset_name=None):
         return [path]
     if p.parent == Path("resources/models") and p.name in FETCHABLE:
         return [path]
-    raise WorkflowError(
-        f"{key}: weights file not found: {path}. Place it there or set {key} in config.yaml."
-    )
+    stop(f"{key}: weights file not found: {path}. Place it there or set {key} in config.yaml.")
 
 
 def stage_log(stage, per_video=False):

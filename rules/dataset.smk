@@ -4,6 +4,9 @@
 
 
 rule check_dataset:
+    input:
+        videos=all_video_inputs,
+        labels=label_inputs,
     output:
         "results/{dataset}/dataset_check.json",
     params:
@@ -19,4 +22,4 @@ rule check_dataset:
     conda:
         "../envs/parse.yaml"
     shell:
-        "python -m hscvad.cli check-dataset --dataset {wildcards.dataset} --params {params.p:q} --output {output} 2> {log}"
+        "python -m hscvad.cli check-dataset --dataset {wildcards.dataset} --params {params.p:q} --output {output} --log {log}"

@@ -8,6 +8,7 @@ rule evaluate:
         tracks=per_video("results/{dataset}/tracks/{split}/{video}.h5", "test"),
         explanations="results/{dataset}/explain/top_objects.csv",
         check="results/{dataset}/dataset_check.json",
+        labels=label_inputs,
     output:
         auc="results/{dataset}/auc.json",
         table=report(
@@ -49,7 +50,7 @@ rule evaluate:
     shell:
         "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
         " --output {output.auc} --table {output.table} --csv {output.csv} --plots results/{wildcards.dataset}/plots"
-        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} --dataset-check {input.check} 2> {log}"
+        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} --dataset-check {input.check} --log {log}"
 
 
 # Reads every job's benchmark TSV of the dataset; it runs after evaluate (its input), when every
@@ -79,7 +80,7 @@ rule summarise_run:
         "../envs/evaluate.yaml"
     shell:
         "python -m hscvad.cli summarise-run --dataset {wildcards.dataset} --benchmarks results/{wildcards.dataset}/benchmarks"
-        " --output {output.table} --plot {output.plot} 2> {log}"
+        " --output {output.table} --plot {output.plot} --log {log}"
 
 
 rule explain:
@@ -106,4 +107,4 @@ rule explain:
         "../envs/evaluate.yaml"
     shell:
         "python -m hscvad.cli explain --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
-        " --tracks {input.tracks} --output {output.images} --csv {output.csv} 2> {log}"
+        " --tracks {input.tracks} --output {output.images} --csv {output.csv} --log {log}"

@@ -3,6 +3,7 @@
 
 rule appearance:
     input:
+        video=video_input,
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
         weights=lambda w: weights("appearance"),
     output:
@@ -22,11 +23,12 @@ rule appearance:
     shell:
         "python -m hscvad.cli appearance --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} 2> {log}"
+        " --output {output} --log {log}"
 
 
 rule scene:
     input:
+        video=video_input,
         weights=lambda w: weights("scene"),
     output:
         "results/{dataset}/scene/{split}/{video}.h5",
@@ -44,4 +46,4 @@ rule scene:
         model_env("features", "scene")
     shell:
         "python -m hscvad.cli scene --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} --log {log}"

@@ -18,7 +18,7 @@ rule fetch_model:
     conda:
         "../envs/fetch.yaml"
     shell:
-        "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"
+        "python -m hscvad.cli fetch --params {params.p:q} --output {output} --log {log}"
 
 
 rule fetch_models:
@@ -43,4 +43,4 @@ for _name in ("ped2", "avenue"):
         conda:
             "../envs/fetch.yaml"
         shell:
-            "python -m hscvad.cli fetch --params {params.p:q} --output {output} 2> {log}"
+            "python -m hscvad.cli fetch --params {params.p:q} --output {output} --log {log}"

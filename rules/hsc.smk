@@ -18,7 +18,7 @@ rule scene_labels:
         "../envs/hsc.yaml"
     shell:
         "python -m hscvad.cli scene-labels --params {params.p:q} --inputs {input} --output {output.labels}"
-        " --plot {output.plot} 2> {log}"
+        " --plot {output.plot} --log {log}"
 
 
 rule train_hsc:
@@ -46,7 +46,7 @@ rule train_hsc:
     shell:
         "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
         " --objects {input.objects} --motion {input.motion} --velocity {input.velocity} --scenes {input.scenes} --scene-labels {input.labels}"
-        " --output {output.model} --history {output.history} 2> {log}"
+        " --output {output.model} --history {output.history} --log {log}"
 
 
 rule score:
@@ -88,4 +88,4 @@ rule score:
         " --test-velocity {input.test_velocity} --test-scenes {input.test_scenes}"
         " --scene-labels {input.labels} --classifier {input.classifier} --motion-model {input.motion_model}"
         " --output {output.scores}"
-        " --plot {output.embedding} 2> {log}"
+        " --plot {output.embedding} --log {log}"

@@ -3,6 +3,7 @@
 
 rule pose:
     input:
+        video=video_input,
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
         weights=lambda w: weights("pose"),
     output:
@@ -22,7 +23,7 @@ rule pose:
     shell:
         "python -m hscvad.cli pose --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} 2> {log}"
+        " --output {output} --log {log}"
 
 
 rule motion:
@@ -46,7 +47,7 @@ rule motion:
         model_env("motion", "motion")
     shell:
         "python -m hscvad.cli motion --params {params.p:q} --threads {threads} --device {params.device}"
-        " --tracks {input.tracks} --pose {input.pose} --output {output} 2> {log}"
+        " --tracks {input.tracks} --pose {input.pose} --output {output} --log {log}"
 
 
 rule augment_motion:
@@ -71,7 +72,7 @@ rule augment_motion:
         model_env("hsc", "motion")
     shell:
         "python -m hscvad.cli augment-motion --params {params.p:q} --threads {threads} --device {params.device}"
-        " --model {input.model} --motion {input.motion} --scenes {input.scenes} --output {output} 2> {log}"
+        " --model {input.model} --motion {input.motion} --scenes {input.scenes} --output {output} --log {log}"
 
 
 rule train_motion_classifier:
@@ -97,7 +98,7 @@ rule train_motion_classifier:
     shell:
         "python -m hscvad.cli train-motion-classifier --params {params.p:q} --threads {threads}"
         " --device {params.device} --input {input.augmented} --motion {input.motion} --scenes {input.scenes}"
-        " --output {output.model} --history {output.history} 2> {log}"
+        " --output {output.model} --history {output.history} --log {log}"
 
 
 rule retrain_motion:
@@ -124,4 +125,4 @@ rule retrain_motion:
     shell:
         "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
         " --motion {input.motion} --scenes {input.scenes} --scene-labels {input.labels}"
-        " --augmented {input.augmented} --output {output.model} --history {output.history} 2> {log}"
+        " --augmented {input.augmented} --output {output.model} --history {output.history} --log {log}"

@@ -3,6 +3,7 @@
 
 rule detect_track:
     input:
+        video=video_input,
         weights=lambda w: weights("detection"),
     output:
         "results/{dataset}/tracks/{split}/{video}.h5",
@@ -20,4 +21,4 @@ rule detect_track:
         model_env("parse", "detection", "tracking")
     shell:
         "python -m hscvad.cli detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} 2> {log}"
+        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} --log {log}"

@@ -4,6 +4,7 @@
 
 rule flow:
     input:
+        video=video_input,
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
     output:
         "results/{dataset}/flow/{split}/{video}.h5",
@@ -22,7 +23,7 @@ rule flow:
     shell:
         "python -m hscvad.cli flow --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
         " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} 2> {log}"
+        " --output {output} --log {log}"
 
 
 rule velocity:
@@ -42,4 +43,4 @@ rule velocity:
         "../envs/features.yaml"
     shell:
         "python -m hscvad.cli velocity --params {params.p:q} --tracks {input.tracks} --flow {input.flow}"
-        " --output {output} 2> {log}"
+        " --output {output} --log {log}"

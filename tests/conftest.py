@@ -57,3 +57,16 @@ def write_video(path: Path, n: int, hw=(48, 64), fps=25) -> None:
         img[10:30, x : x + 10] = (60, 200, 60)
         w.write(img)
     w.release()
+
+
+def auc_from_csv(path: Path, column: str) -> float:
+    """A frame-level micro AUC recomputed from ``frame_scores.csv`` (rows with an empty score are the
+    frames the protocol drops): an independent check of what ``auc.json`` reports."""
+    import csv
+
+    from sklearn.metrics import roc_auc_score
+
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r[column] != ""]
+    return float(roc_auc_score([int(r["label"]) for r in rows], [float(r[column]) for r in rows]))
+

@@ -136,7 +136,7 @@ def test_own_footage_names_missing_label_files_as_warnings(tmp_path):
     np.save(root / "labels" / "a.npy", np.array([0, 0, 1, 1]))
     res = check_dataset(build_dataset("own", {"adapter": "folder", "root": str(root)}), None)
     assert res["complete"] is None and res["differences"] == []
-    assert res["warnings"] == ["test videos without a label file (1): b"]
+    assert res["warnings"] == [f"test videos without a label file (1): b ({root / 'labels' / 'b.npy'})"]
     assert res["found"]["abnormal_frames"] == 2
 
 

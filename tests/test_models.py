@@ -113,3 +113,22 @@ def test_yolox_finds_people_and_the_bicycle_on_a_real_ped2_frame():
     assert (strong.classes == 0).sum() >= 8  # many pedestrians
     assert (det.select(det.scores > 0.3).classes == 1).any()  # the cyclist's bicycle
     assert (strong.boxes[:, 2] <= 360).all() and (strong.boxes[:, 3] <= 240).all()
+
+
+def test_a_registry_forgets_an_unregistered_backend():
+    from hscvad.models.registry import Registry
+
+    reg = Registry("thing")
+
+    class A:
+        pass
+
+    reg.register("a")(A)
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("a")(A)
+    reg.unregister("a")
+    assert reg.names() == []
+    with pytest.raises(KeyError, match="unknown thing backend 'a'"):
+        reg.get("a")
+    reg.register("a")(A)  # a test's stand-in can be registered again by the next test
+    assert reg.get("a") is A

@@ -22,6 +22,8 @@ import yaml
 from conftest import PED2, REPO
 from test_workflow import REAL, SNAKEMAKE, base_config, smk
 
+from hscvad.h5store import open_store
+
 sys.path.insert(0, str(REPO / "scripts"))
 import local_slurm  # noqa: E402
 
@@ -216,10 +218,11 @@ def test_killed_job_leaves_nothing_trusted_and_rerun_finishes(cluster, local_run
         time.sleep(0.5)
     done = sorted(tracks.rglob("*.h5"))
     assert len(done) < 3, "every video was already tracked when the job was killed"
-    # What a killed job leaves is either absent or a hidden *.part file, never a final name.
+    # What a killed job leaves is either absent or a hidden *.part file, never a final name: every
+    # file under a final name is a complete track store (open_store checks its stage and version).
     for f in done:
-        with h5py.File(f) as h:
-            assert h.attrs["stage"] == "detect_track"
+        with open_store(f, "tracks") as h:
+            assert h["box"].shape[0] == h["frame"].shape[0]
 
     # The killed Snakemake left its lock behind; a rerun names the fix, the README says it too.
     r = run_bounded(slurm_cmd(tmp_path, profile, "results/ped2sub/auc.json"), env, tmp_path)
@@ -229,3 +232,5 @@ def test_killed_job_leaves_nothing_trusted_and_rerun_finishes(cluster, local_run
     assert r.returncode == 0, r.stdout[-6000:]
     assert "incomplete" in r.stdout.lower() or len(done) == 0, r.stdout[-3000:]
     assert_same_results(local_run, tmp_path)
+    # the killed job's hidden temporary file was removed when its output was written again
+    assert not list((tmp_path / "results").rglob("*.part"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 import yaml
-from conftest import MODELS, PED2, REPO, need_shared
+from conftest import MODELS, PED2, REPO, auc_from_csv, need_shared
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m", PED2 / "testing" / "pixel_masks",
@@ -101,7 +101,7 @@ def ped2_run(tmp_path_factory):
     # a Ped2 subset checked as the Ped2 benchmark: it runs because allow_partial is set, and says so
     cfg = base_config(tmp, ped2sub={**_subset(tmp), "benchmark": "ped2", "allow_partial": True})
     cfg["hsc"]["epochs"] = 30
-    r = smk(tmp, cfg, "results/ped2sub/auc.json", "--resources", "gpu=1")
+    r = smk(tmp, cfg, "results/ped2sub/auc.json")  # no --resources: gpu=1 is the profile's default
     return tmp, cfg, r
 
 
@@ -113,9 +113,9 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     auc = json.loads((res / "auc.json").read_text())
     assert auc["dataset"] == "ped2sub" and auc["protocol"] == "strict"
     assert auc["n_test_frames"] == 360 and auc["n_abnormal_frames"] == 120 + 86
-    for p in ("reference", "strict"):
-        for k in ("micro_auc", "macro_auc"):
-            assert 0.0 <= auc["protocols"][p][k] <= 1.0
+    for p in ("reference", "strict"):  # the reported AUCs are those of the per-frame CSV
+        assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
+        assert auc["protocols"][p]["n_videos_macro"] == 2 and auc["auc_undefined_reason"] is None
     assert auc["micro_auc"] == auc["protocols"]["strict"]["micro_auc"]
     assert auc["protocols"]["reference"]["n_frames"] == 2 * (180 // 16) * 16
     assert set(auc["streams"]) == {"appearance", "fused"}
@@ -238,9 +238,10 @@ def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path
     res = work / "results" / "ped2sub"
     auc = json.loads((res / "auc.json").read_text())
     assert set(auc["streams"]) == {"appearance", "motion", "fused"}
-    for s in auc["streams"].values():
-        for p in ("reference", "strict"):
-            assert 0.0 <= s["protocols"][p]["micro_auc"] <= 1.0
+    for p in ("reference", "strict"):
+        assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
+        assert auc["streams"]["motion"]["protocols"][p]["micro_auc"] != auc["streams"]["appearance"]["protocols"][p][
+            "micro_auc"]  # each stream's own scores
     with h5py.File(res / "motion" / "train" / "01.h5") as f:
         assert f.attrs["stage"] == "motion" and f["feature"].shape[1] == 156 and f["feature"].shape[0] > 10
         assert f["keypoints"].shape[1:] == (16, 17, 3)
@@ -330,7 +331,7 @@ def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     r = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "-n", "results/avenue/auc.json",
-                        "--config", "models=paper"], capture_output=True, text=True, timeout=300)
+                        "--printshellcmds", "--config", "models=paper"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     jobs = planned_jobs(r.stdout)
     for rule in ("detect_track", "appearance", "scene", "pose", "motion"):
@@ -363,3 +364,25 @@ def test_switching_presets_changes_exactly_the_model_stages():
     assert paper["train_hsc"]["motion_classes"] == "action" and off["train_hsc"]["motion_classes"] == 8
     assert paper["scene"]["scene"]["foreground_classes"][0] == "person"
     assert paper["detect_track"]["detection"]["score_threshold"] == 0.8
+
+
+@REAL
+@pytest.mark.e2e
+def test_a_changed_label_or_video_reruns_exactly_what_depends_on_it(ped2_run):
+    """Last of the tests on ped2_run: it edits the run's dataset."""
+    import shutil
+
+    tmp, cfg, _ = ped2_run
+    root = Path(cfg["datasets"]["ped2sub"]["root"])
+    m = root / "testing" / "UCSDped2.m"
+    m.write_text(m.read_text().replace("gt_frame = [95:180]", "gt_frame = [96:180]", 1))  # one frame less
+    assert "96:180" in m.read_text()
+    assert planned_jobs(smk(tmp, cfg, "-n", "results/ped2sub/auc.json").stdout) == {"check_dataset": 1, "evaluate": 1}
+    # a test video replaced (the same pictures, new files): its per-video jobs, scoring and evaluation
+    video = root / "testing" / "frames" / "02"
+    target = video.resolve()
+    video.unlink()
+    shutil.copytree(target, video, copy_function=shutil.copy)  # copies with new modification times
+    jobs = planned_jobs(smk(tmp, cfg, "-n", "results/ped2sub/auc.json").stdout)
+    assert jobs == {"check_dataset": 1, "detect_track": 1, "appearance": 1, "scene": 1, "score": 1, "explain": 1,
+                    "evaluate": 1}, jobs

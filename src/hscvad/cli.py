@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from .stages.common import parse_params, setup_logging
 
@@ -29,6 +31,9 @@ STAGES = {
 }
 
 
+LOG_HELP = "the job's log: stderr goes there, and a failure's one-line cause also to the console"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hscvad", description=__doc__)
     sub = p.add_subparsers(dest="stage", required=True)
@@ -39,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=int, default=1)
         s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         s.add_argument("--dataset", default=None)
+        s.add_argument("--log", default=None, help=LOG_HELP)
         return s
 
     for name in ("detect-track", "appearance", "scene", "pose", "flow"):
@@ -114,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--benchmarks", required=True, help="the dataset's benchmark folder")
     s.add_argument("--output", required=True)
     s.add_argument("--plot", required=True)
+    s.add_argument("--log", default=None, help=LOG_HELP)
     s = stage("check-dataset", "compare a dataset copy with its benchmark")
     s.add_argument("--output", required=True)
     s = stage("fetch", "download published data or weights, verify checksums")
@@ -121,19 +128,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _redirect_stderr(log: str):
+    """Send everything written to stderr (logging, progress bars, native libraries) to ``log``;
+    returns a stream to the original stderr (the console) for the one-line cause of a failure."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    console = os.fdopen(os.dup(2), "w")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return console
+
+
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
     args = build_parser().parse_args(argv)
+    console = _redirect_stderr(args.log) if getattr(args, "log", None) else None
+    setup_logging()
     module = importlib.import_module(f"hscvad.stages.{STAGES[args.stage]}")
     try:
         module.main(args)
-    except Exception as e:  # one clear line for the log; the traceback follows for debugging
-        import logging
+    except Exception as e:  # the cause in one line first, then the traceback (in the log)
         import traceback
 
+        cause = f"hscvad {args.stage}: error: {e}"
+        print(cause, file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
-        logging.getLogger("hscvad").error("%s failed: %s", args.stage, e)
-        print(f"hscvad {args.stage}: error: {e}", file=sys.stderr)
+        if console is not None:
+            print(f"{cause}\n  (traceback in {args.log})", file=console, flush=True)
         return 1
     return 0
 

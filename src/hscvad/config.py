@@ -63,6 +63,10 @@ class ConfigError(ValueError):
     """An invalid configuration; the message names the key."""
 
 
+#: sections a dataset may override (``datasets.<name>.<section>``), validated merged with the section
+OVERRIDABLE_SECTIONS = ("detection", "tracking")
+
+
 def load_schema(path: Path | None = None) -> dict:
     return yaml.safe_load(Path(path or SCHEMA_PATH).read_text())
 
@@ -87,6 +91,49 @@ def _fill_defaults(node: dict, schema: dict, root: dict) -> None:
                 _fill_defaults(value, extra, root)
 
 
+_YAML_TYPES = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None), "array": list,
+               "object": dict}
+
+
+def _subschema(schema: dict, root: dict) -> dict:
+    """``schema`` with its ``$ref`` / ``allOf`` references merged in (enough to read types and properties)."""
+    if "$ref" in schema:
+        schema = {**_resolve(schema["$ref"], root), **{k: v for k, v in schema.items() if k != "$ref"}}
+    for part in schema.get("allOf", []):
+        schema = {**_subschema(part, root), **{k: v for k, v in schema.items() if k != "allOf"}}
+    return schema
+
+
+def coerce_strings(node: Any, schema: dict, root: dict) -> Any:
+    """Typed values for strings where the schema wants another type.
+
+    Snakemake reads the inside of a nested ``--config`` value as strings (``--config hsc='{epochs:
+    201}'`` gives ``"201"``); such a string is read as YAML and kept when the result has one of the
+    types the schema allows, so any nested setting can be given on the command line.
+    """
+    schema = _subschema(schema, root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(node, str) and types and "string" not in types:
+        try:
+            value = yaml.safe_load(node)
+        except yaml.YAMLError:
+            return node
+        wanted = [_YAML_TYPES[t] for t in types if t in _YAML_TYPES]
+        is_bool = isinstance(value, bool)  # a bool is an int to isinstance; only "boolean" takes it
+        if any(isinstance(value, w) for w in wanted) and (not is_bool or "boolean" in types):
+            node = value
+    if isinstance(node, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, value in list(node.items()):
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                node[key] = coerce_strings(value, sub, root)
+    elif isinstance(node, list) and isinstance(schema.get("items"), dict):
+        node[:] = [coerce_strings(v, schema["items"], root) for v in node]
+    return node
+
+
 def _resolve(ref: str, root: dict) -> dict:
     node = root
     for part in ref.lstrip("#/").split("/"):
@@ -99,14 +146,24 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     import jsonschema
 
     schema = schema or load_schema()
+    coerce_strings(config, schema, schema)
     _fill_defaults(config, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+    errors = [(list(e.path), e.message) for e in validator.iter_errors(config)]
+    # a dataset's overrides of a section must make a valid section: checked merged with the section
+    for name, ds in (config.get("datasets") or {}).items():
+        for sec in OVERRIDABLE_SECTIONS:
+            if not (isinstance(ds, dict) and isinstance(ds.get(sec), dict) and ds[sec]
+                    and isinstance(config.get(sec), dict)):
+                continue
+            sub = jsonschema.Draft202012Validator({**schema["properties"][sec], "definitions": schema["definitions"]})
+            errors += [(["datasets", name, sec, *e.path], e.message) for e in
+                       sub.iter_errors(deep_merge(config[sec], ds[sec]))]
     if errors:
         lines = []
-        for e in errors[:10]:
-            where = ".".join(str(p) for p in e.path) or "(top level)"
-            lines.append(f"  {where}: {e.message}")
+        for path, message in sorted(errors, key=lambda e: [str(p) for p in e[0]])[:10]:
+            where = ".".join(str(p) for p in path) or "(top level)"
+            lines.append(f"  {where}: {message}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     preset = PRESETS[config["models"]]
     for stage, backend in preset.items():

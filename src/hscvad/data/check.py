@@ -72,7 +72,7 @@ def check_dataset(ds: Dataset, benchmark: str | None,
             problems.append(f"test video {v}: {e}")
             continue
         entry: dict[str, Any] = {"frames": n}
-        path = ds.label_file(v)
+        path = ds.label_file(v) or ds.expected_label_file(v)
         if path is None or not path.exists():
             no_labels.append(f"{v} ({path})" if path is not None else v)
         else:

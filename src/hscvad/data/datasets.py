@@ -72,6 +72,10 @@ class Dataset:
         """The file holding ``video``'s frame labels, or None when it has none."""
         return None
 
+    def expected_label_file(self, video: str) -> Path | None:
+        """Where ``video``'s labels would be (to name a missing file)."""
+        return self.label_file(video)
+
     def _read_labels(self, video: str, n_frames: int) -> np.ndarray:
         path = self.label_file(video)
         if path.suffix == ".npy":
@@ -294,5 +298,8 @@ class Folder(Dataset):
         return out
 
     def label_file(self, video):
-        path = self.root / "labels" / f"{video}.npy"
+        path = self.expected_label_file(video)
         return path if path.exists() else None
+
+    def expected_label_file(self, video):
+        return self.root / "labels" / f"{video}.npy"

@@ -26,6 +26,23 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=_numeric_key)
 
 
+_PNG_END = bytes.fromhex("0000000049454e44ae426082")  # the IEND chunk
+
+
+def truncated(path: Path, data: np.ndarray) -> bool:
+    """Whether an image file was cut short: JPEG without its end-of-image marker (FF D9, padding
+    after it allowed), PNG without its IEND chunk, BMP shorter than its header's file size."""
+    suffix = path.suffix.lower()
+    raw = data.tobytes()
+    if suffix in (".jpg", ".jpeg"):
+        return b"\xff\xd9" not in raw[-64:]
+    if suffix == ".png":
+        return _PNG_END not in raw[-64:]
+    if suffix == ".bmp" and len(raw) >= 6:
+        return len(raw) < int.from_bytes(raw[2:6], "little")
+    return False
+
+
 class FrameSource:
     """One video: ``frames()`` yields RGB uint8 arrays of shape (H, W, 3) in order."""
 
@@ -61,15 +78,27 @@ class FrameFolder(FrameSource):
         return len(self)
 
     def frames(self) -> Iterator[np.ndarray]:
+        """Every frame in order; a truncated image (decoders fill the missing part silently) or a
+        frame of another size than the first is an error naming the file and the frame."""
         import cv2
 
         files = list_images(self.path)
         if not files:
             raise VideoError(f"{self.path}: no image files in frame folder")
-        for file in files:
-            img = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        size = None
+        for t, file in enumerate(files):
+            data = np.fromfile(file, dtype=np.uint8)
+            if truncated(file, data):
+                raise VideoError(f"{file}: truncated image (frame {t} of {self.path}); the file ends before "
+                                 "its end-of-image marker")
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if img is None:
-                raise VideoError(f"{file}: unreadable or truncated image")
+                raise VideoError(f"{file}: unreadable image (frame {t} of {self.path})")
+            if size is None:
+                size = img.shape[:2]
+            elif img.shape[:2] != size:
+                raise VideoError(f"{file}: frame {t} is {img.shape[1]}x{img.shape[0]}, the video's first frame "
+                                 f"{files[0].name} is {size[1]}x{size[0]}; every frame of a video must have one size")
             yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -122,8 +151,14 @@ class VideoFile(FrameSource):
             stream = container.streams.video[0]
             expected = int(stream.frames or 0)
             n = 0
+            size = None
             try:
                 for frame in container.decode(stream):
+                    if size is None:
+                        size = (frame.width, frame.height)
+                    elif (frame.width, frame.height) != size:
+                        raise VideoError(f"{self.path}: frame {n} is {frame.width}x{frame.height}, the first frame "
+                                         f"{size[0]}x{size[1]}; every frame of a video must have one size")
                     n += 1
                     yield frame.to_ndarray(format="rgb24")
             except av.FFmpegError as e:

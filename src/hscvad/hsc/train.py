@@ -273,7 +273,7 @@ def score_samples(model: SceneAwareAE, bank: torch.Tensor, feat: np.ndarray, sce
 
 
 def save_checkpoint(path, streams: dict[str, TrainResult], meta: dict[str, Any]) -> None:
-    from ..h5store import atomic_path
+    from ..h5store import save_torch
 
     payload = {
         "meta": meta,
@@ -288,8 +288,7 @@ def save_checkpoint(path, streams: dict[str, TrainResult], meta: dict[str, Any])
             for name, r in streams.items()
         },
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_checkpoint(path, device: str = "cpu") -> tuple[dict[str, tuple[SceneAwareAE, torch.Tensor]], dict]:

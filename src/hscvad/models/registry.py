@@ -47,6 +47,10 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove a backend (tests that register stand-ins restore the registry with it)."""
+        self._items.pop(name, None)
+
     def get(self, name: str, key: str = "") -> type:
         """The backend class registered under ``name`` (its class attributes describe it)."""
         if name not in self._items:

@@ -147,6 +147,26 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
     }
 
 
+def load_labels(ds, videos: list[str], n_frames) -> tuple[list[np.ndarray] | None, str | None]:
+    """The test videos' frame labels, or None with the reason the AUCs are undefined: no label files,
+    label files for only some test videos (the missing ones named), or one class only."""
+    files = {v: ds.label_file(v) or ds.expected_label_file(v) for v in videos}
+    missing = [f"{v} ({p})" if p is not None else v for v, p in files.items() if p is None or not p.exists()]
+    if len(missing) == len(videos):
+        return None, "the dataset has no frame labels (scores and plots only)"
+    if missing:
+        return None, (f"label files missing for {len(missing)} of {len(videos)} test videos: {', '.join(missing)}; "
+                      "an AUC over the others would not be the test set's")
+    labels = [ds.frame_labels(v, int(n)) for v, n in zip(videos, n_frames)]
+    n_abnormal = int(sum(int(y.sum()) for y in labels))
+    total = int(sum(len(y) for y in labels))
+    if n_abnormal == 0:
+        return labels, f"all {total} test frames are labelled normal: an AUC needs abnormal frames too"
+    if n_abnormal == total:
+        return labels, f"all {total} test frames are labelled abnormal: an AUC needs normal frames too"
+    return labels, None
+
+
 def _dataset_check(path: str | None) -> dict:
     """The check_dataset verdict: ``dataset_check`` (benchmark, complete, counts found) and, for a copy
     that differs from its benchmark (allow_partial), ``partial_dataset`` with the differences."""
@@ -169,11 +189,9 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
         raw = {s: [f[s]["frame_score"][offsets[i] : offsets[i + 1]] for i in range(len(videos))] for s in streams}
     ds = build_dataset(dataset_name, dataset_cfg)
-    labels = None
-    if ds.has_labels():
-        labels = [ds.frame_labels(v, int(n)) for v, n in zip(videos, n_frames)]
-    else:
-        log.warning("evaluate: dataset %s has no frame labels; writing scores and plots without AUCs", dataset_name)
+    labels, undefined = load_labels(ds, videos, n_frames)
+    if undefined:
+        log.warning("evaluate %s: no AUC: %s", dataset_name, undefined)
 
     per_stream = {}
     for s in streams:
@@ -198,6 +216,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         "n_test_frames": int(n_frames.sum()),
         "n_abnormal_frames": int(sum(int(y.sum()) for y in labels)) if labels is not None else None,
         "has_labels": labels is not None,
+        "auc_undefined_reason": undefined,
         "train_score_stats": stats,
         "fusion": {"streams": streams, "weights": {s: 1.0 / len(streams) for s in streams},
                    "statistics": "strict: each stream's mean and std of its training samples' scores (leave-one-"

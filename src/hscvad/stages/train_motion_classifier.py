@@ -12,10 +12,9 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-import torch
 
 from ..features import load_samples
-from ..h5store import atomic_path, read_arrays
+from ..h5store import atomic_path, read_arrays, save_torch
 from ..models.registry import Runtime
 from ..motion.classifier import abnormal_probability, classifier_input, train_classifier
 from .common import log
@@ -50,8 +49,7 @@ def run(augmented: str, motion_files: list[str], scene_files: list[str], out_mod
         info["train_accuracy"] = float(((p > 0.5) == (y == 1)).mean())
         payload = {"enabled": True, "state_dict": model.state_dict(), "in_dim": int(x.shape[1]), "info": info}
         log.info("train_motion_classifier: %s, loss %.4f -> %.4f", info, history[0], history[-1])
-    with atomic_path(out_model) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, out_model)
     with atomic_path(out_history) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["epoch", "loss"])
