@@ -89,3 +89,20 @@ def test_every_sample_reaches_the_bank_when_one_is_left_over():
     data = synthetic(n=65)  # 65 = 2 * 32 + 1
     r = train_stream(data, {**CFG, "epochs": 1}, n_scenes=2, seed=0)
     assert torch.allclose(r.bank.norm(dim=1), torch.ones(65), atol=1e-5)
+
+
+def test_one_product_contrast_trains_as_the_definitions_do():
+    """Training with the fused contrast gives the losses of training with Eqs. 3 and 5 as defined
+    (the same batches and initial weights)."""
+    rng = np.random.default_rng(3)
+    data = synthetic(n=160)
+    data.scene[:] = rng.integers(0, 4, len(data))  # four scenes
+    cfg = {**CFG, "epochs": 4}
+    fused = train_stream(data, cfg, n_scenes=4, seed=2)
+    ref = train_stream(data, cfg, n_scenes=4, seed=2, reference_contrast=True)
+    for a, b in zip(fused.history, ref.history):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], abs=1e-5), (a["epoch"], k)
+    assert torch.allclose(fused.bank, ref.bank, atol=1e-4)
+    assert torch.equal(fused.bank_scene, torch.from_numpy(data.scene.astype(np.int64)))

@@ -101,3 +101,35 @@ def test_memory_readout_eq10():
         w /= w.sum()
         exp = sum(float(w[j]) * bank[j] for j in range(7))
         assert torch.allclose(got[i], exp, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_product_hierarchical_contrast_equals_the_two_definitions(seed):
+    """Values and gradients of the fused Eqs. 3 and 5 (training's) equal the masked definitions,
+    with a scene that has no bank entry and anchors whose class is missing from their scene; a tiny
+    tau (where shifted exponentials could underflow) takes the definitions' path."""
+    g = torch.Generator().manual_seed(seed)
+    n, b, d, scenes, classes = 300, 40, 16, 6, 4
+    bank = F.normalize(torch.randn(n, d, generator=g), dim=1)
+    b_scene = torch.randint(0, scenes - 1, (n,), generator=g)  # scene 5 has no bank entry
+    b_cls = torch.randint(0, classes, (n,), generator=g)
+    b_cls[b_scene == 2] = 0  # in scene 2 only class 0: anchors of other classes have no positive
+    a_scene = torch.randint(0, scenes, (b,), generator=g)
+    a_cls = torch.randint(0, classes, (b,), generator=g)
+    z0 = F.normalize(torch.randn(b, d, generator=g), dim=1)
+    groups = L.ContrastGroups(b_scene, b_cls, scenes)
+    assert groups.count.shape == (scenes, classes) and int(groups.count[5].sum()) == 0
+    for tau in (0.01, 0.07, 0.5):
+        z_ref = z0.clone().requires_grad_(True)
+        ref_s = L.scene_contrast(z_ref, bank, a_scene, b_scene, tau)
+        ref_o = L.object_contrast(z_ref, bank, a_scene, a_cls, b_scene, b_cls, tau)
+        (ref_s + 2 * ref_o).backward()
+        z_new = z0.clone().requires_grad_(True)
+        new_s, new_o = L.hierarchical_contrast(z_new, bank, a_scene, a_cls, groups, tau)
+        (new_s + 2 * new_o).backward()
+        assert float(new_s.detach()) == pytest.approx(float(ref_s.detach()), rel=1e-5, abs=1e-5)
+        assert float(new_o.detach()) == pytest.approx(float(ref_o.detach()), rel=1e-5, abs=1e-5)
+        assert torch.allclose(z_new.grad, z_ref.grad, atol=1e-5, rtol=1e-4)
+    only_s, none_o = L.hierarchical_contrast(z0, bank, a_scene, a_cls, groups, 0.5, objects=False)
+    assert none_o is None
+    assert float(only_s) == pytest.approx(float(L.scene_contrast(z0, bank, a_scene, b_scene, 0.5)), abs=1e-5)

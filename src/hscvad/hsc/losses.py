@@ -33,6 +33,61 @@ def object_contrast(z, bank, anchor_scene, anchor_class, bank_scene, bank_class,
     return loss[valid].mean() if valid.any() else logits.new_zeros(())
 
 
+class ContrastGroups:
+    """The (scene, class) group of every memory-bank entry, for :func:`hierarchical_contrast`
+    (fixed during training: computed once)."""
+
+    def __init__(self, bank_scene: torch.Tensor, bank_class: torch.Tensor, n_scenes: int):
+        self.bank_scene, self.bank_class = bank_scene, bank_class
+        self.n_scenes = max(int(n_scenes), int(bank_scene.max()) + 1)
+        self.n_classes = int(bank_class.max()) + 1
+        self.group = bank_scene * self.n_classes + bank_class
+        self.count = torch.bincount(self.group, minlength=self.n_scenes * self.n_classes).view(
+            self.n_scenes, self.n_classes)
+
+
+#: largest spread of a query's logits (max - min) for which exp(logit - max) cannot underflow in float32
+_MAX_SPREAD = 80.0
+
+
+def hierarchical_contrast(z: torch.Tensor, bank: torch.Tensor, anchor_scene: torch.Tensor,
+                          anchor_class: torch.Tensor, groups: ContrastGroups, tau: float, scene: bool = True,
+                          objects: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Eqs. 3 and 5 from one similarity product, with no anchors x bank mask: the values of
+    :func:`scene_contrast` and :func:`object_contrast` (their definitions).
+
+    Each anchor's exp-similarities, shifted by its largest one, are summed per (scene, class) group of
+    the bank in one pass; Eq. 3 is log(all) - log(anchor's scene) and Eq. 5 log(anchor's scene) -
+    log(anchor's scene and class), the shift cancelling. When a query's similarities spread so widely
+    (a tiny tau) that a shifted exponential could underflow, the definitions are used instead.
+    """
+    logits = z @ bank.detach().T / tau
+    top = logits.detach().amax(1, keepdim=True)
+    if float((top - logits.detach().amin(1, keepdim=True)).max()) > _MAX_SPREAD:
+        return (scene_contrast(z, bank, anchor_scene, groups.bank_scene, tau) if scene else None,
+                object_contrast(z, bank, anchor_scene, anchor_class, groups.bank_scene, groups.bank_class, tau)
+                if objects else None)
+    e = torch.exp(logits - top)
+    n_groups = groups.n_scenes * groups.n_classes
+    if e.is_cuda:  # index_add_ accumulates with atomics on CUDA: a one-hot product keeps runs deterministic
+        sums = e @ F.one_hot(groups.group, n_groups).to(e.dtype)
+    else:
+        sums = e.new_zeros(len(e), n_groups).index_add_(1, groups.group, e)
+    sums = sums.view(len(e), groups.n_scenes, groups.n_classes)
+    rows = torch.arange(len(e), device=e.device)
+    scene_sum = sums.sum(2)[rows, anchor_scene]
+    scn = obj = None
+    if scene:
+        valid = groups.count[anchor_scene].sum(1) > 0
+        loss = torch.log(sums.sum((1, 2))[valid]) - torch.log(scene_sum[valid])
+        scn = loss.mean() if valid.any() else logits.new_zeros(())
+    if objects:
+        valid = groups.count[anchor_scene, anchor_class] > 0
+        loss = torch.log(scene_sum[valid]) - torch.log(sums[rows, anchor_scene, anchor_class][valid])
+        obj = loss.mean() if valid.any() else logits.new_zeros(())
+    return scn, obj
+
+
 def scene_classification(logits: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
     """Eq. 4: cross-entropy of Lambda(z) (raw logits, softmax applied once) against the scene."""
     return F.cross_entropy(logits, scene)

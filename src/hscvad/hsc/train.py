@@ -105,8 +105,12 @@ def _optimizer(cfg, params):
 
 
 def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int, device: str = "cpu",
-                 progress: Any = None) -> TrainResult:
-    """Train one stream's autoencoder with the hierarchical semantic contrast losses."""
+                 progress: Any = None, reference_contrast: bool = False) -> TrainResult:
+    """Train one stream's autoencoder with the hierarchical semantic contrast losses.
+
+    ``reference_contrast`` computes Eqs. 3 and 5 with their definitions (two anchors x bank products
+    and masks) instead of :func:`losses.hierarchical_contrast`: the same losses, slower; for
+    ``bench/train_scale.py`` and the tests that compare the two."""
     n = len(data)
     if n < 2:
         raise ValueError(f"HSC training needs at least 2 object samples, got {n}")
@@ -127,7 +131,10 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
 
     model = build_model(cfg, f.shape[1], fb.shape[1], n_scenes).to(dev)
     opt = _optimizer(cfg, model.parameters())
+    groups = L.ContrastGroups(scene, cls, n_scenes)
     bank = torch.zeros(n, cfg["architecture"]["latent"], device=dev)
+    use_scn = abl["loss_scene"] and n_scenes > 1
+    use_obj = bool(abl["loss_object"])
     batch = min(int(cfg["batch_size"]), n)
     starts = list(range(0, n, batch))
     if n % batch == 1:  # BatchNorm needs >= 2 samples: a lone last sample joins the batch before it
@@ -147,10 +154,14 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
                 terms["rec"] = L.reconstruction(model.decode(z), model.target(f[idx], fb[idx]), cfg["rec_reduction"])
             if model.classifier is not None:
                 terms["lc"] = L.scene_classification(model.classifier(z), scene[idx])
-            if contrast and abl["loss_scene"] and n_scenes > 1:
-                terms["scn"] = L.scene_contrast(z, bank, scene[idx], scene, tau)
-            if contrast and abl["loss_object"]:
-                terms["obj"] = L.object_contrast(z, bank, scene[idx], cls[idx], scene, cls, tau)
+            if contrast and reference_contrast:
+                if use_scn:
+                    terms["scn"] = L.scene_contrast(z, bank, scene[idx], scene, tau)
+                if use_obj:
+                    terms["obj"] = L.object_contrast(z, bank, scene[idx], cls[idx], scene, cls, tau)
+            elif contrast and (use_scn or use_obj):
+                scn, obj = L.hierarchical_contrast(z, bank, scene[idx], cls[idx], groups, tau, use_scn, use_obj)
+                terms.update({k: v for k, v in (("scn", scn), ("obj", obj)) if v is not None})
             loss = sum(terms.values()) if terms else None
             if loss is not None and loss.requires_grad:
                 opt.zero_grad(set_to_none=True)
