@@ -171,9 +171,18 @@ def model_env(family, *sections):
     return f"../envs/{family}.yaml"
 
 
-def flow_gpu(wildcards):
-    """gpu=1 only when the configured optical-flow backend runs on a GPU (the OpenCV ones do not)."""
-    from hscvad.models import flow  # noqa: F401  (defines the FLOW backends; imports no model code)
-    from hscvad.models.registry import FLOW
+def backend_gpu(*sections):
+    """gpu=1 for a rule only when the configured backend of one of its stages runs on a GPU (the
+    backend's ``uses_gpu``: the PyTorch ones; the ONNX, TFLite, OpenCV and NumPy ones run on the
+    CPU, and their jobs then run side by side instead of queueing behind a GPU token)."""
 
-    return int(FLOW.get(config["flow"]["backend"], "flow.backend").uses_gpu)
+    def gpu(wildcards):
+        from hscvad.models import registry as R
+        from hscvad.models import appearance, detection, flow, motion, openmmlab, pose, scene, tracking  # noqa: F401
+
+        registries = {"detection": R.DETECTORS, "tracking": R.TRACKERS, "appearance": R.APPEARANCE,
+                      "scene": R.SCENE, "pose": R.POSE, "motion": R.MOTION, "flow": R.FLOW}
+        return int(any(getattr(registries[s].get(config[s]["backend"], f"{s}.backend"), "uses_gpu", False)
+                       for s in sections))
+
+    return gpu

@@ -17,7 +17,7 @@ rule appearance:
         stage_benchmark("appearance", per_video=True)
     threads: 2
     resources:
-        gpu=1,
+        gpu=backend_gpu("appearance"),
     conda:
         model_env("features", "appearance")
     shell:
@@ -41,7 +41,7 @@ rule scene:
         stage_benchmark("scene", per_video=True)
     threads: 2
     resources:
-        gpu=1,
+        gpu=backend_gpu("scene"),
     conda:
         model_env("features", "scene")
     shell:

@@ -17,7 +17,7 @@ rule pose:
         stage_benchmark("pose", per_video=True)
     threads: 2
     resources:
-        gpu=1,
+        gpu=backend_gpu("pose"),
     conda:
         model_env("motion", "pose")
     shell:
@@ -42,7 +42,7 @@ rule motion:
         stage_benchmark("motion", per_video=True)
     threads: 2
     resources:
-        gpu=1,
+        gpu=backend_gpu("motion"),
     conda:
         model_env("motion", "motion")
     shell:

@@ -16,7 +16,7 @@ rule detect_track:
         stage_benchmark("detect_track", per_video=True)
     threads: 2
     resources:
-        gpu=1,
+        gpu=backend_gpu("detection", "tracking"),
     conda:
         model_env("parse", "detection", "tracking")
     shell:

@@ -17,7 +17,7 @@ rule flow:
         stage_benchmark("flow", per_video=True)
     threads: 2
     resources:
-        gpu=flow_gpu,
+        gpu=backend_gpu("flow"),
     conda:
         "../envs/features.yaml"
     shell:

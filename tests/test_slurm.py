@@ -29,8 +29,9 @@ import local_slurm  # noqa: E402
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e, REAL]
 
-GPU_RULES = {"detect_track", "appearance", "scene", "train_hsc", "score"}
-CPU_RULES = {"check_dataset", "scene_labels", "explain", "evaluate"}
+# the offline backends: PyTorch ones (EfficientNet-Lite0, HSC) ask for a GPU, the ONNX ones do not
+GPU_RULES = {"appearance", "train_hsc", "score"}
+CPU_RULES = {"check_dataset", "detect_track", "scene", "scene_labels", "explain", "evaluate"}
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
 
 
@@ -164,8 +165,8 @@ def test_pipeline_through_slurm_equals_local_run(cluster, local_run, tmp_path):
     assert submitted <= recorded
     # Which rules each SLURM job ran, from the comment the plugin sets: rule_<rule>, or
     # rule_videos_<rule>_<rule>... for a group job (a single job's has _wildcards_... after it).
-    # Every rule of the run went through SLURM, and exactly the jobs holding a model-running rule
-    # asked for a GPU.
+    # Every rule of the run went through SLURM, and exactly the jobs holding a rule whose backend
+    # runs on a GPU asked for one.
     ran = set()
     for k, j in jobs.items():
         comment = j["Comment"].split("_wildcards_")[0]

@@ -47,6 +47,35 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
+def job_gpu(output: str) -> dict[str, set[int]]:
+    """The gpu resource each planned job of a dry run asks for, per rule."""
+    out: dict[str, set[int]] = {}
+    rule = None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+        m = re.search(r"resources: .*", line)
+        if m and rule:
+            g = re.search(r"gpu=(\d+)", line)
+            out.setdefault(rule, set()).add(int(g.group(1)) if g else 0)
+    return out
+
+
+@REAL
+def test_only_jobs_whose_backend_runs_on_a_gpu_ask_for_one(tmp_path):
+    cfg = base_config(tmp_path, p=_subset(tmp_path))
+    cfg["datasets"]["p"]["streams"] = ["appearance", "velocity"]
+    gpu = job_gpu(smk(tmp_path, cfg, "-n", "results/p/auc.json").stdout)
+    # ONNX detection and segmentation, OpenCV flow: CPU; EfficientNet-Lite0 and HSC: PyTorch
+    assert gpu["detect_track"] == gpu["scene"] == gpu["flow"] == gpu["velocity"] == {0}, gpu
+    assert gpu["appearance"] == gpu["train_hsc"] == gpu["score"] == {1}, gpu
+    reid = json.loads(json.dumps(cfg))
+    reid["appearance"]["backend"] = "reid"
+    reid["appearance"]["reid"]["weights"] = str(MODELS / "person-reidentification-retail-0288.onnx")
+    assert job_gpu(smk(tmp_path, reid, "-n", "results/p/auc.json").stdout)["appearance"] == {0}
+
+
 def test_lint_is_clean(tmp_path):
     r = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -339,6 +368,9 @@ def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
     for rule in ("scene_labels", "train_hsc", "augment_motion", "train_motion_classifier", "score", "evaluate"):
         assert jobs[rule] == 1, (rule, jobs)
     assert jobs["fetch_model"] == 5  # the five published checkpoints are missing here: fetched first
+    # every paper backend is PyTorch: each model stage asks for the GPU (ByteTrack runs inside detect_track)
+    gpu = job_gpu(r.stdout)
+    assert all(gpu[rule] == {1} for rule in ("detect_track", "appearance", "scene", "pose", "motion", "train_hsc")), gpu
     out = r.stdout
     assert "mmdet_yolov3" in out and "mmaction_posec3d" in out and "timm_vit" in out
     # the paper's Avenue thresholds reach detect_track's params

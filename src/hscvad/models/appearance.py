@@ -47,6 +47,9 @@ def crop_boxes(frame: np.ndarray, boxes: np.ndarray, out_hw: tuple[int, int], co
 
 class AppearanceModel:
     backend_name = "base"
+    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
+    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    uses_gpu = False
     dim = 0
     input_hw = (224, 224)
     keep_aspect = True
@@ -59,6 +62,7 @@ class AppearanceModel:
 @APPEARANCE.register("efficientnet_lite0")
 class EfficientNetLite0(AppearanceModel):
     dim = 1280
+    uses_gpu = True  # PyTorch: CUDA when present
     # EfficientNet-Lite is trained with mean 127 and std 128 on 0..255 inputs
     MEAN, STD = 127.0, 128.0
 

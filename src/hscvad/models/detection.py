@@ -94,6 +94,9 @@ def nms(det: Detections, iou: float, ios: float | None = None) -> Detections:
 
 class Detector:
     backend_name = "base"
+    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
+    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    uses_gpu = False
 
     def detect(self, frame: np.ndarray) -> Detections:  # pragma: no cover - interface
         raise NotImplementedError

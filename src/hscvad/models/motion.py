@@ -15,6 +15,9 @@ from .registry import MOTION, Runtime
 
 class MotionModel:
     backend_name = "base"
+    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
+    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    uses_gpu = False
     dim = 0
     has_classes = False
     n_classes = 0  # actions it predicts (has_classes)

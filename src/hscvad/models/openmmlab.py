@@ -245,6 +245,7 @@ def _weights_desc(cfg) -> str:
 @DETECTORS.register("mmdet_yolov3")
 class MMDetYOLOv3(Detector, _Backend):
     """mmdet's YOLOv3 (DarkNet-53, COCO-80 classes, the labels of :data:`COCO_CLASSES`)."""
+    uses_gpu = True  # PyTorch: CUDA when present
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
         prepare("mmdet")
@@ -357,6 +358,7 @@ class MMDetOCSORT(_MMDetTracker):
 @POSE.register("mmpose_hrnet")
 class MMPoseHRNet(PoseModel, _Backend):
     """Top-down HRNet-w32 on COCO (256x192): all persons of a frame in one forward pass."""
+    uses_gpu = True  # PyTorch: CUDA when present
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
         prepare("mmpose")
@@ -395,6 +397,7 @@ class MMActionPoseC3D(MotionModel, _Backend):
     per forward pass. Heatmap volumes come from mmaction's own validation pipeline (``clip_len``
     frames sampled uniformly from the clip, default 48 as trained; 64x64 person-centred crop,
     56x56 heatmaps)."""
+    uses_gpu = True  # PyTorch: CUDA when present
 
     dim = 512
     has_classes = True
@@ -454,6 +457,7 @@ class MMActionPoseC3D(MotionModel, _Backend):
 @SCENE.register("mmseg_deeplabv3plus")
 class MMSegDeepLabV3Plus(SceneModel, _Backend):
     """DeepLabV3+ R50-D8 on Cityscapes (19 classes; background 0-10, foreground 11-18)."""
+    uses_gpu = True  # PyTorch: CUDA when present
 
     classes = CITYSCAPES_CLASSES
 
@@ -493,6 +497,7 @@ class MMSegDeepLabV3Plus(SceneModel, _Backend):
 class TimmViT(AppearanceModel, _Backend):
     """timm ViT (default ViT-L/16 at 224 px): the pooled 1024-d token of each crop, many crops
     per forward pass."""
+    uses_gpu = True  # PyTorch: CUDA when present
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
         require("timm")

@@ -15,6 +15,9 @@ from .registry import POSE, Runtime, resolve_weights
 
 class PoseModel:
     backend_name = "base"
+    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
+    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    uses_gpu = False
 
     def keypoints(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:  # pragma: no cover
         """(N, 4) person boxes of one frame -> (N, 17, 3) keypoints x, y (pixels), score."""

@@ -41,6 +41,9 @@ def scene_cells(probs: np.ndarray, frame_hw: tuple[int, int], cell: int, foregro
 
 class SceneModel:
     backend_name = "base"
+    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
+    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    uses_gpu = False
     classes: tuple[str, ...] = ()
 
     def class_scores(self, frame: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
