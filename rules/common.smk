@@ -16,7 +16,7 @@ os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.env
 
 from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, params_json, validate  # noqa: E402
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
-from hscvad.config import dataset_cfg  # noqa: E402
+from hscvad.config import OVERRIDABLE_SECTIONS, dataset_cfg, section  # noqa: E402
 from hscvad.data.check import how_to_get  # noqa: E402
 from hscvad.data.manifest import write_manifest  # noqa: E402
 
@@ -182,7 +182,10 @@ def backend_gpu(*sections):
 
         registries = {"detection": R.DETECTORS, "tracking": R.TRACKERS, "appearance": R.APPEARANCE,
                       "scene": R.SCENE, "pose": R.POSE, "motion": R.MOTION, "flow": R.FLOW}
-        return int(any(getattr(registries[s].get(config[s]["backend"], f"{s}.backend"), "uses_gpu", False)
-                       for s in sections))
+        def backend(s):  # a dataset may override its detection / tracking backend
+            sec = section(config, wildcards.dataset, s) if s in OVERRIDABLE_SECTIONS else config[s]
+            return registries[s].get(sec["backend"], f"{s}.backend")
+
+        return int(any(getattr(backend(s), "uses_gpu", False) for s in sections))
 
     return gpu

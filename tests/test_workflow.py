@@ -74,6 +74,10 @@ def test_only_jobs_whose_backend_runs_on_a_gpu_ask_for_one(tmp_path):
     reid["appearance"]["backend"] = "reid"
     reid["appearance"]["reid"]["weights"] = str(MODELS / "person-reidentification-retail-0288.onnx")
     assert job_gpu(smk(tmp_path, reid, "-n", "results/p/auc.json").stdout)["appearance"] == {0}
+    paper = json.loads(json.dumps(cfg))  # the paper's YOLOv3 globally, this dataset's own ONNX YOLOX
+    paper["detection"]["backend"] = "mmdet_yolov3"
+    paper["datasets"]["p"]["detection"] = {"backend": "yolox"}
+    assert job_gpu(smk(tmp_path, paper, "-n", "results/p/auc.json").stdout)["detect_track"] == {0}
 
 
 def test_lint_is_clean(tmp_path):
