@@ -160,15 +160,14 @@ def stage_benchmark(stage, per_video=False):
     return f"results/{{dataset}}/benchmarks/{stage}/{sub}.tsv"
 
 
-OPENMMLAB_BACKENDS = ("mmdet_", "mmpose_", "mmaction_", "mmseg_", "timm_")
-
-
 def model_env(family, *sections):
-    """The conda environment of a model-running rule: its family's, or envs/openmmlab.yaml when
-    one of its stages runs a paper (OpenMMLab / timm) backend."""
-    if any(str(config[s]["backend"]).startswith(OPENMMLAB_BACKENDS) for s in sections):
-        return "../envs/openmmlab.yaml"
-    return f"../envs/{family}.yaml"
+    """The conda environment of a model-running rule: its family's, or the one a configured
+    backend of its stages names (``conda_env``: the paper's backends need envs/openmmlab.yaml)."""
+    from hscvad.models.registry import registry_for
+
+    envs = {getattr(registry_for(s).get(config[s]["backend"], f"{s}.backend"), "conda_env", None) for s in sections}
+    envs.discard(None)
+    return f"../envs/{envs.pop() if envs else family}.yaml"
 
 
 def backend_gpu(*sections):
@@ -177,14 +176,11 @@ def backend_gpu(*sections):
     CPU, and their jobs then run side by side instead of queueing behind a GPU token)."""
 
     def gpu(wildcards):
-        from hscvad.models import registry as R
-        from hscvad.models import appearance, detection, flow, motion, openmmlab, pose, scene, tracking  # noqa: F401
+        from hscvad.models.registry import registry_for
 
-        registries = {"detection": R.DETECTORS, "tracking": R.TRACKERS, "appearance": R.APPEARANCE,
-                      "scene": R.SCENE, "pose": R.POSE, "motion": R.MOTION, "flow": R.FLOW}
         def backend(s):  # a dataset may override its detection / tracking backend
             sec = section(config, wildcards.dataset, s) if s in OVERRIDABLE_SECTIONS else config[s]
-            return registries[s].get(sec["backend"], f"{s}.backend")
+            return registry_for(s).get(sec["backend"], f"{s}.backend")
 
         return int(any(getattr(backend(s), "uses_gpu", False) for s in sections))
 

@@ -18,7 +18,7 @@ if ! .venv/bin/python -c 'import hscvad, snakemake, torch, onnxruntime' >/dev/nu
   # (only when no torch is there: --openmmlab's 2.14.1 is kept, and installed right away with it)
   if [ "${1:-}" = "--openmmlab" ]; then TORCH=("torch==2.14.1" "torchvision==0.29.1"); else TORCH=("torch==2.13.0"); fi
   .venv/bin/python -c 'import torch' >/dev/null 2>&1 || .venv/bin/python -m pip install --quiet "${TORCH[@]}"
-  .venv/bin/python -m pip install --quiet -e ".[dev,slurm]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,slurm,lite12]"
   touch .venv/.installed
 fi
 # --openmmlab: the paper's models (OpenMMLab + timm) in the same venv. torch moves to 2.14.1 with
@@ -37,7 +37,7 @@ if [ "${1:-}" = "--openmmlab" ] && { ! .venv/bin/python -c 'import mmdet, mmseg,
   else
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
   fi
-  "${PIP[@]}" -e ".[dev,slurm,openmmlab]"
+  "${PIP[@]}" -e ".[dev,slurm,lite12,openmmlab]"
   "${PIP[@]}" --no-deps "mmpose==1.3.2"
   "${PIP[@]}" --no-binary xtcocotools --no-build-isolation "xtcocotools==1.14.3"
   # pkg_resources (mmengine reads package paths with it) left setuptools in 80

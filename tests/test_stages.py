@@ -9,10 +9,10 @@ from conftest import auc_from_csv, write_frames, write_video
 
 from hscvad.features import assign_scenes
 from hscvad.h5store import FORMAT_VERSION, StoreError, read_arrays
-from hscvad.models.appearance import APPEARANCE, AppearanceModel
-from hscvad.models.detection import DETECTORS, Detections, Detector
-from hscvad.models.registry import Runtime, WeightsError, resolve_weights
-from hscvad.models.scene import SCENE, SceneModel
+from hscvad.models.appearance import AppearanceModel
+from hscvad.models.detection import Detections, Detector
+from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, Runtime, WeightsError, resolve_weights
+from hscvad.models.scene import SceneModel
 from hscvad.stages import appearance, detect_track, scene, scene_labels
 
 
@@ -209,7 +209,7 @@ def test_evaluate_without_labels_writes_scores_and_plots(tmp_path):
     assert not (tmp_path / "auc2.json").exists()
 
 
-from hscvad.models.pose import POSE, PoseModel  # noqa: E402
+from hscvad.models.pose import PoseModel  # noqa: E402
 
 
 class BoxCorners(PoseModel):

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .models.registry import MOTION, SCENE
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 #: backends each model preset selects for the stages whose ``backend`` is null
@@ -33,15 +35,6 @@ PAPER_DATASET_SETTINGS: dict[str, dict[str, dict]] = {
     "avenue": {"detection": {"score_threshold": 0.8}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.5}}},
     "ucsd_ped": {"detection": {"score_threshold": 0.5}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.3}}},
 }
-
-#: scene.foreground_classes when null: the segmentation classes of people and vehicles
-DEFAULT_FOREGROUND = {
-    "deeplabv3_voc": ["bicycle", "bus", "car", "motorbike", "person", "train"],
-    "mmseg_deeplabv3plus": ["person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"],
-}
-
-#: motion backends that predict an action class (used as the motion stream's object class)
-ACTION_CLASS_BACKENDS = {"mmaction_posec3d"}
 
 DEFAULT_ARCHITECTURE = {
     # supplement 3.2: appearance encoder [2048, 1280], decoder [1152, 1024 = feature size]
@@ -170,8 +163,8 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         if config[stage].get("backend") is None:
             config[stage]["backend"] = backend
     if config["scene"].get("foreground_classes") is None:
-        fg = DEFAULT_FOREGROUND.get(config["scene"]["backend"])
-        if fg is None:
+        fg = SCENE.get(config["scene"]["backend"], "scene.backend").foreground  # the backend's people and vehicles
+        if not fg:
             raise ConfigError(f"scene.foreground_classes: set it for backend {config['scene']['backend']!r}")
         config["scene"]["foreground_classes"] = list(fg)
     if config["models"] == "paper":
@@ -249,7 +242,7 @@ def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
         hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
         out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
         if "motion" in streams:
-            out["motion_classes"] = ("action" if config["motion"]["backend"] in ACTION_CLASS_BACKENDS
+            out["motion_classes"] = ("action" if MOTION.get(config["motion"]["backend"], "motion.backend").has_classes
                                      else config["motion"]["n_classes"])
         return out
     if stage == "score":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import APPEARANCE, Runtime, onnx_session, resolve_weights
+from .registry import Runtime, onnx_session, resolve_weights
 
 
 def crop_windows(boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
@@ -133,22 +133,18 @@ class EfficientNetLite(AppearanceModel):
             return self.model(x).cpu().numpy()
 
 
-@APPEARANCE.register("efficientnet_lite0")
 class EfficientNetLite0(EfficientNetLite):
     variant, native_size = 0, 224
 
 
-@APPEARANCE.register("efficientnet_lite1")
 class EfficientNetLite1(EfficientNetLite):
     variant, native_size = 1, 240
 
 
-@APPEARANCE.register("efficientnet_lite2")
 class EfficientNetLite2(EfficientNetLite):
     variant, native_size = 2, 260
 
 
-@APPEARANCE.register("reid")
 class PersonReID(AppearanceModel):
     dim = 256
     input_hw = (256, 128)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import DETECTORS, Runtime, onnx_session, resolve_weights
+from .registry import Runtime, onnx_session, resolve_weights
 
 COCO_CLASSES = (
     "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
@@ -112,7 +112,6 @@ def _tiles(length: int, tile: int, overlap: int) -> list[int]:
     return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
 
 
-@DETECTORS.register("yolox")
 class YOLOX(Detector):
     """YOLOX with a raw head (``images`` 1x3xSxS BGR 0..255, top-left letterbox with 114)."""
 
@@ -185,7 +184,6 @@ class YOLOX(Detector):
         return nms(merged, self.nms_iou, self.merge_ios)
 
 
-@DETECTORS.register("picodet")
 class PicoDet(Detector):
     """PicoDet with in-graph NMS (``image`` 1x3xSxS RGB, ImageNet mean/std; ``scale_factor``)."""
 

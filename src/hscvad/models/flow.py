@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import FLOW, Runtime
+from .registry import Runtime
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -34,7 +34,6 @@ class FlowModel:
         return self.backend_name
 
 
-@FLOW.register("dis")
 class DISFlow(FlowModel):
     PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
@@ -58,7 +57,6 @@ class DISFlow(FlowModel):
         return f"OpenCV DIS optical flow, preset {self.preset}"
 
 
-@FLOW.register("farneback")
 class FarnebackFlow(FlowModel):
     def __init__(self, cfg: dict, runtime: Runtime):
         import cv2

@@ -32,7 +32,6 @@ class MotionModel:
         return self.backend_name
 
 
-@MOTION.register("skeleton")
 class SkeletonDescriptor(MotionModel):
     dim = DIM
 
@@ -49,7 +48,6 @@ class SkeletonDescriptor(MotionModel):
 
 def build_motion(params_motion: dict, runtime: Runtime) -> MotionModel:
     """The motion backend of a rule's ``motion`` params (backend, min_score, backend settings)."""
-    from . import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
 
     b = params_motion["backend"]
     cfg = {**params_motion.get(b, {}), "min_score": params_motion.get("min_score", 0.2)}

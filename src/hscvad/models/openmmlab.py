@@ -36,7 +36,7 @@ from .appearance import AppearanceModel, crop_boxes, crop_windows
 from .detection import Detections, Detector
 from .motion import MotionModel
 from .pose import PoseModel
-from .registry import APPEARANCE, DETECTORS, MOTION, POSE, SCENE, TRACKERS, Runtime, WeightsError, resolve_weights
+from .registry import Runtime, WeightsError, resolve_weights
 from .scene import SceneModel
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ class _Backend:
 
     random = False
     _calibrated = False
+    #: the conda environment of the rules that run it (envs/openmmlab.yaml)
+    conda_env = "openmmlab"
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
@@ -242,7 +244,6 @@ def _weights_desc(cfg) -> str:
 # --------------------------------------------------------------------------- detection + tracking
 
 
-@DETECTORS.register("mmdet_yolov3")
 class MMDetYOLOv3(Detector, _Backend):
     """mmdet's YOLOv3 (DarkNet-53, COCO-80 classes, the labels of :data:`COCO_CLASSES`)."""
     uses_gpu = True  # PyTorch: CUDA when present
@@ -335,7 +336,6 @@ class _MMDetTracker:
         return ids[ok], idx[ok]
 
 
-@TRACKERS.register("mmdet_bytetrack")
 class MMDetByteTrack(_MMDetTracker):
     mm_type = "ByteTracker"
     # the settings of mmdet's ByteTrack MOT17 config
@@ -344,7 +344,6 @@ class MMDetByteTrack(_MMDetTracker):
                    "num_frames_retain": 30}
 
 
-@TRACKERS.register("mmdet_ocsort")
 class MMDetOCSORT(_MMDetTracker):
     mm_type = "OCSORTTracker"
     tracker_cfg = {"obj_score_thr": 0.3, "init_track_thr": 0.7, "weight_iou_with_det_scores": True,
@@ -355,7 +354,6 @@ class MMDetOCSORT(_MMDetTracker):
 # --------------------------------------------------------------------------- pose
 
 
-@POSE.register("mmpose_hrnet")
 class MMPoseHRNet(PoseModel, _Backend):
     """Top-down HRNet-w32 on COCO (256x192): all persons of a frame in one forward pass."""
     uses_gpu = True  # PyTorch: CUDA when present
@@ -390,7 +388,6 @@ class MMPoseHRNet(PoseModel, _Backend):
 # --------------------------------------------------------------------------- motion feature
 
 
-@MOTION.register("mmaction_posec3d")
 class MMActionPoseC3D(MotionModel, _Backend):
     """PoseConv3D (SlowOnly-R50 on 17-channel keypoint heatmap volumes, NTU-60 xsub): the 512-d
     globally pooled backbone feature and the NTU-60 action (argmax of the classifier), many clips
@@ -454,12 +451,12 @@ class MMActionPoseC3D(MotionModel, _Backend):
 # --------------------------------------------------------------------------- scene
 
 
-@SCENE.register("mmseg_deeplabv3plus")
 class MMSegDeepLabV3Plus(SceneModel, _Backend):
     """DeepLabV3+ R50-D8 on Cityscapes (19 classes; background 0-10, foreground 11-18)."""
     uses_gpu = True  # PyTorch: CUDA when present
 
     classes = CITYSCAPES_CLASSES
+    foreground = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
         prepare("mmseg")
@@ -493,7 +490,6 @@ class MMSegDeepLabV3Plus(SceneModel, _Backend):
 # --------------------------------------------------------------------------- appearance
 
 
-@APPEARANCE.register("timm_vit")
 class TimmViT(AppearanceModel, _Backend):
     """timm ViT (default ViT-L/16 at 224 px): the pooled 1024-d token of each crop, many crops
     per forward pass."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .appearance import crop_boxes, crop_windows
-from .registry import POSE, Runtime, resolve_weights
+from .registry import Runtime, resolve_weights
 
 
 class PoseModel:
@@ -24,7 +24,6 @@ class PoseModel:
         raise NotImplementedError
 
 
-@POSE.register("movenet")
 class MoveNet(PoseModel):
     def __init__(self, weights, runtime: Runtime, context: float = 1.25):
         from ai_edge_litert.interpreter import Interpreter

@@ -1,4 +1,4 @@
-"""One registry per stage family; backends register a class with ``from_config(cfg, runtime)``."""
+"""One registry per stage family: backend name -> a class with ``from_config(cfg, runtime, key)``."""
 
 from __future__ import annotations
 
@@ -32,14 +32,59 @@ class Runtime:
         return Runtime(device=device, threads=max(1, int(threads)))
 
 
+#: Every built-in backend: stage family -> backend name -> "module:Class". A registry imports a
+#: backend's module when the backend is first asked for, so a run imports only the stacks it uses
+#: (OpenMMLab, timm and LiteRT are never imported by a run that does not select them), and nothing
+#: is registered by an import's side effect. Add a backend here (docs/architecture.md).
+BUILTIN_BACKENDS: dict[str, dict[str, str]] = {
+    "detector": {
+        "yolox": "hscvad.models.detection:YOLOX",
+        "picodet": "hscvad.models.detection:PicoDet",
+        "mmdet_yolov3": "hscvad.models.openmmlab:MMDetYOLOv3",
+    },
+    "tracker": {
+        "bytetrack": "hscvad.models.tracking:ByteTrack",
+        "mmdet_bytetrack": "hscvad.models.openmmlab:MMDetByteTrack",
+        "mmdet_ocsort": "hscvad.models.openmmlab:MMDetOCSORT",
+    },
+    "appearance": {
+        "efficientnet_lite0": "hscvad.models.appearance:EfficientNetLite0",
+        "efficientnet_lite1": "hscvad.models.appearance:EfficientNetLite1",
+        "efficientnet_lite2": "hscvad.models.appearance:EfficientNetLite2",
+        "reid": "hscvad.models.appearance:PersonReID",
+        "timm_vit": "hscvad.models.openmmlab:TimmViT",
+    },
+    "scene": {
+        "deeplabv3_voc": "hscvad.models.scene:DeepLabV3VOC",
+        "mmseg_deeplabv3plus": "hscvad.models.openmmlab:MMSegDeepLabV3Plus",
+    },
+    "pose": {
+        "movenet": "hscvad.models.pose:MoveNet",
+        "mmpose_hrnet": "hscvad.models.openmmlab:MMPoseHRNet",
+    },
+    "motion": {
+        "skeleton": "hscvad.models.motion:SkeletonDescriptor",
+        "mmaction_posec3d": "hscvad.models.openmmlab:MMActionPoseC3D",
+    },
+    "optical flow": {
+        "dis": "hscvad.models.flow:DISFlow",
+        "farneback": "hscvad.models.flow:FarnebackFlow",
+    },
+}
+
+
 class Registry:
+    """Backend name -> class for one stage family: the built-in table (imported lazily) plus
+    classes registered at run time with :meth:`register` (plug-ins, test stand-ins)."""
+
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, type] = {}
+        self._lazy: dict[str, str] = dict(BUILTIN_BACKENDS.get(kind, {}))
 
     def register(self, name: str) -> Callable[[type], type]:
         def deco(cls: type) -> type:
-            if name in self._items:
+            if name in self._items or name in self._lazy:
                 raise ValueError(f"{self.kind} backend {name!r} registered twice")
             self._items[name] = cls
             cls.backend_name = name
@@ -48,23 +93,33 @@ class Registry:
         return deco
 
     def unregister(self, name: str) -> None:
-        """Remove a backend (tests that register stand-ins restore the registry with it)."""
+        """Remove a registered backend (tests that register stand-ins restore the registry with it)."""
         self._items.pop(name, None)
 
     def get(self, name: str, key: str = "") -> type:
-        """The backend class registered under ``name`` (its class attributes describe it)."""
+        """The backend class for ``name`` (its class attributes describe it), importing its module
+        on first use."""
         if name not in self._items:
-            known = ", ".join(self.names())
-            raise KeyError(f"{key or self.kind}: unknown {self.kind} backend {name!r}; known: {known}")
+            if name not in self._lazy:
+                known = ", ".join(self.names())
+                raise KeyError(f"{key or self.kind}: unknown {self.kind} backend {name!r}; known: {known}")
+            import importlib
+
+            module, cls_name = self._lazy[name].split(":")
+            cls = getattr(importlib.import_module(module), cls_name)
+            if cls.__dict__.get("backend_name") not in (None, name):
+                raise ValueError(f"{self.kind} backend {name!r}: {self._lazy[name]} is already backend "
+                                 f"{cls.backend_name!r}")
+            cls.backend_name = name
+            self._items[name] = cls
         return self._items[name]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(set(self._items) | set(self._lazy))
 
     def build(self, name: str, cfg: dict[str, Any], runtime: Runtime, key: str) -> Any:
-        if name not in self._items:
-            raise KeyError(f"{key}: unknown {self.kind} backend {name!r}; known: {', '.join(self.names())}")
-        return self._items[name].from_config(cfg, runtime, key=f"{key}.{name}" if key else name)
+        cls = self.get(name, key)
+        return cls.from_config(cfg, runtime, key=f"{key}.{name}" if key else name)
 
 
 DETECTORS = Registry("detector")
@@ -74,6 +129,15 @@ SCENE = Registry("scene")
 POSE = Registry("pose")
 MOTION = Registry("motion")
 FLOW = Registry("optical flow")
+
+#: the registry of each config section that selects a backend
+SECTION_REGISTRIES = {"detection": DETECTORS, "tracking": TRACKERS, "appearance": APPEARANCE, "scene": SCENE,
+                      "pose": POSE, "motion": MOTION, "flow": FLOW}
+
+
+def registry_for(section: str) -> Registry:
+    """The registry of a config section (``detection``, ``tracking``, ``appearance``, ...)."""
+    return SECTION_REGISTRIES[section]
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import SCENE, Runtime, onnx_session, resolve_weights
+from .registry import Runtime, onnx_session, resolve_weights
 
 VOC_CLASSES = (
     "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse "
@@ -45,15 +45,17 @@ class SceneModel:
     #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
     uses_gpu = False
     classes: tuple[str, ...] = ()
+    #: its classes of people and vehicles: ``scene.foreground_classes`` when that is null
+    foreground: tuple[str, ...] = ()
 
     def class_scores(self, frame: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         """RGB uint8 frame -> (C, h, w) class probabilities."""
         raise NotImplementedError
 
 
-@SCENE.register("deeplabv3_voc")
 class DeepLabV3VOC(SceneModel):
     classes = tuple(VOC_CLASSES)
+    foreground = ("bicycle", "bus", "car", "motorbike", "person", "train")
 
     def __init__(self, weights, runtime: Runtime):
         self.session = onnx_session(weights, runtime)

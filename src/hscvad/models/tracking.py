@@ -13,7 +13,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .detection import Detections, box_iou
-from .registry import TRACKERS
 
 TRACKED, LOST = 0, 1
 _WP, _WV = 1.0 / 20, 1.0 / 160  # ByteTrack's position / velocity noise weights
@@ -82,7 +81,6 @@ def _match(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
     return rows[ok], cols[ok]
 
 
-@TRACKERS.register("bytetrack")
 class ByteTrack:
     def __init__(self, high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6,
                  match_threshold=0.8, second_match_threshold=0.5, unconfirmed_match_threshold=0.7,

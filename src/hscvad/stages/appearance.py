@@ -11,9 +11,8 @@ import numpy as np
 from ..data import build_dataset
 from ..features import object_samples, sample_boxes_and_classes
 from ..h5store import read_arrays, write_store
-from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
-from ..models.appearance import APPEARANCE, crop_boxes
-from ..models.registry import Runtime
+from ..models.appearance import crop_boxes
+from ..models.registry import APPEARANCE, Runtime
 from .common import log, progress
 
 

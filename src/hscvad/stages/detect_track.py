@@ -9,10 +9,8 @@ import numpy as np
 
 from ..data import build_dataset
 from ..h5store import write_store
-from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
-from ..models.detection import COCO_CLASSES, DETECTORS, class_ids
-from ..models.registry import Runtime
-from ..models.tracking import TRACKERS
+from ..models.detection import COCO_CLASSES, class_ids
+from ..models.registry import DETECTORS, TRACKERS, Runtime
 from .common import log, progress
 
 

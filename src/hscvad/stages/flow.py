@@ -12,7 +12,6 @@ import numpy as np
 
 from ..data import build_dataset
 from ..h5store import read_arrays, write_store
-from ..models import flow as _flow_backends  # noqa: F401  (defines the FLOW backends)
 from ..models.registry import FLOW, Runtime
 from ..velocity import box_flow_stats, flow_stat_names
 from .common import log, progress

@@ -10,10 +10,8 @@ import numpy as np
 
 from ..data import build_dataset
 from ..h5store import read_arrays, write_store
-from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
 from ..models.detection import COCO_CLASSES
-from ..models.pose import POSE
-from ..models.registry import Runtime
+from ..models.registry import POSE, Runtime
 from .common import log, progress
 
 

@@ -6,9 +6,8 @@ import numpy as np
 
 from ..data import build_dataset
 from ..h5store import write_store
-from ..models import openmmlab  # noqa: F401  (registers the paper's backends; imports no OpenMMLab code)
-from ..models.registry import Runtime
-from ..models.scene import SCENE, scene_cells
+from ..models.registry import SCENE, Runtime
+from ..models.scene import scene_cells
 from .common import log, n_clips, progress
 
 
