@@ -194,3 +194,57 @@ def test_missing_root_names_key_and_path(tmp_path):
         build_dataset("avenue", {"adapter": "avenue", "root": str(tmp_path / "nowhere")})
     with pytest.raises(DatasetError, match=r"datasets\.x\.adapter"):
         build_dataset("x", {"adapter": "nope", "root": str(tmp_path)})
+
+
+def _write_mpeg4(path, n=40, hw=(48, 64)):
+    """A video with inter-coded frames (MPEG-4 Part 2, GOP 12): skipping one needs the others."""
+    import av
+
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = hw[1], hw[0], "yuv420p"
+        s.codec_context.gop_size = 12
+        for i in range(n):
+            img = np.full((*hw, 3), 80, np.uint8) + rng.integers(0, 30, (*hw, 3), dtype=np.uint8)
+            img[10:30, (2 * i) % 50 : (2 * i) % 50 + 10] = (60, 200, 60)
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+
+
+@pytest.mark.parametrize("kind", ["mpeg4", "mjpg", "jpg folder", "png folder"])
+def test_frames_kept_are_exactly_a_full_decodes(tmp_path, kind):
+    """The frame-source layer: frames(keep) yields, at the requested indices, exactly the frames a
+    full decode yields there, None elsewhere, and as many items as a full decode."""
+    from hscvad.data.readers import open_source
+
+    if kind == "mpeg4":
+        path = tmp_path / "v.mp4"
+        _write_mpeg4(path)
+    elif kind == "mjpg":
+        path = tmp_path / "v.avi"
+        write_video(path, 40)
+    else:
+        path = tmp_path / "frames"
+        write_frames(path, 40, suffix=".jpg" if kind == "jpg folder" else ".png")
+    full = list(open_source(path).frames())
+    assert len(full) == 40
+    for wanted in ({0, 5, 6, 17, 39}, set(range(0, 40, 4)), set(), {13}):
+        got = list(open_source(path).frames(lambda t, w=wanted: t in w))
+        assert len(got) == len(full)
+        assert [t for t, f in enumerate(got) if f is not None] == sorted(wanted)
+        for t in wanted:
+            np.testing.assert_array_equal(got[t], full[t])
+
+
+def test_a_frame_folder_does_not_read_frames_it_does_not_need(tmp_path):
+    from hscvad.data.readers import open_source
+
+    write_frames(tmp_path / "f", 6)
+    (tmp_path / "f" / "004.jpg").write_bytes(b"not an image")  # unread: no error
+    got = list(open_source(tmp_path / "f").frames(lambda t: t != 4))
+    assert got[4] is None and all(g is not None for i, g in enumerate(got) if i != 4)
+    with pytest.raises(Exception, match="004.jpg"):
+        list(open_source(tmp_path / "f").frames())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +44,16 @@ def truncated(path: Path, data: np.ndarray) -> bool:
 
 
 class FrameSource:
-    """One video: ``frames()`` yields RGB uint8 arrays of shape (H, W, 3) in order."""
+    """One video: ``frames()`` yields RGB uint8 arrays of shape (H, W, 3) in order.
+
+    ``frames(keep)``: ``keep(t)`` says whether frame ``t`` is needed; every frame still yields one
+    item, in order, so counting and indexing are unchanged, but an unneeded frame yields ``None``
+    and costs less: a frame folder does not read its file, a video decodes it (later frames depend
+    on it) without converting it to RGB. The frames yielded are exactly those of a full decode."""
 
     path: Path
 
-    def frames(self) -> Iterator[np.ndarray]:  # pragma: no cover - interface
+    def frames(self, keep: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:  # pragma: no cover
         raise NotImplementedError
 
     @property
@@ -77,9 +82,10 @@ class FrameFolder(FrameSource):
     def count_frames(self) -> int:
         return len(self)
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every frame in order; a truncated image (decoders fill the missing part silently) or a
-        frame of another size than the first is an error naming the file and the frame."""
+    def frames(self, keep: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
+        """Every frame in order (``None`` for those ``keep`` rejects, whose files are not read); a
+        truncated image (decoders fill the missing part silently) or a frame of another size than
+        the first one read is an error naming the file and the frame."""
         import cv2
 
         files = list_images(self.path)
@@ -87,6 +93,9 @@ class FrameFolder(FrameSource):
             raise VideoError(f"{self.path}: no image files in frame folder")
         size = None
         for t, file in enumerate(files):
+            if keep is not None and not keep(t):
+                yield None
+                continue
             data = np.fromfile(file, dtype=np.uint8)
             if truncated(file, data):
                 raise VideoError(f"{file}: truncated image (frame {t} of {self.path}); the file ends before "
@@ -95,10 +104,10 @@ class FrameFolder(FrameSource):
             if img is None:
                 raise VideoError(f"{file}: unreadable image (frame {t} of {self.path})")
             if size is None:
-                size = img.shape[:2]
+                size, first = img.shape[:2], file
             elif img.shape[:2] != size:
                 raise VideoError(f"{file}: frame {t} is {img.shape[1]}x{img.shape[0]}, the video's first frame "
-                                 f"{files[0].name} is {size[1]}x{size[0]}; every frame of a video must have one size")
+                                 f"{first.name} is {size[1]}x{size[0]}; every frame of a video must have one size")
             yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -138,7 +147,9 @@ class VideoFile(FrameSource):
         except av.FFmpegError as e:
             raise VideoError(f"{self.path}: cannot decode video ({e})") from e
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self, keep: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
+        """Every frame in order, decoded with FFmpeg's frame and slice threads (bit-exact);
+        ``None`` for those ``keep`` rejects (decoded, not converted)."""
         import av
 
         try:
@@ -149,6 +160,7 @@ class VideoFile(FrameSource):
             if not container.streams.video:
                 raise VideoError(f"{self.path}: no video stream")
             stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
             expected = int(stream.frames or 0)
             n = 0
             size = None
@@ -160,7 +172,7 @@ class VideoFile(FrameSource):
                         raise VideoError(f"{self.path}: frame {n} is {frame.width}x{frame.height}, the first frame "
                                          f"{size[0]}x{size[1]}; every frame of a video must have one size")
                     n += 1
-                    yield frame.to_ndarray(format="rgb24")
+                    yield frame.to_ndarray(format="rgb24") if keep is None or keep(n - 1) else None
             except av.FFmpegError as e:
                 raise VideoError(f"{self.path}: decoding failed after {n} frames ({e})") from e
             if n == 0:

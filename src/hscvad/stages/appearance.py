@@ -65,10 +65,15 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
             batch_rows.clear(), batch_crops.clear()
             pending = 0
 
-        for f_idx, img in enumerate(ds.source(split, video).frames()):
-            rows = picked[starts[f_idx] : starts[f_idx + 1]] if f_idx < len(starts) - 1 else picked[:0]
-            if not len(rows):
+        needed = np.diff(starts) > 0  # frames holding a picked row: only these are read / converted
+
+        def keep(t):
+            return t < len(needed) and bool(needed[t])
+
+        for f_idx, img in enumerate(ds.source(split, video).frames(keep)):
+            if img is None:
                 continue
+            rows = picked[starts[f_idx] : starts[f_idx + 1]]
             batch_rows.append(rows)
             batch_crops.append(crop_boxes(img, boxes[rows], model.input_hw, float(cfg["context"]), model.keep_aspect))
             pending += len(rows)

@@ -73,7 +73,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: lis
                            "title": f"clip {int(c)} (frames {int(c) * T}-{last}), frame {f}; "
                                     f"fused z {best[np.searchsorted(clips, c)]:.1f}"})
         if panels:
-            for t, img in enumerate(ds.source("test", video).frames()):
+            for t, img in enumerate(ds.source("test", video).frames(wanted.__contains__)):
                 if t in wanted:
                     wanted[t] = img
                 if t > max(wanted):

@@ -36,9 +36,14 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
         starts = np.searchsorted(frame[order], np.arange(int(attrs["n_frames"]) + 1))
         ds = build_dataset(dataset_name, dataset_cfg)
         bar = progress(len(rows), f"pose {video}", "person")
-        for f_idx, img in enumerate(ds.source(split, video).frames()):
+        needed = np.diff(starts) > 0
+
+        def keep(t):
+            return t < len(needed) and bool(needed[t])
+
+        for f_idx, img in enumerate(ds.source(split, video).frames(keep)):
             sel = order[starts[f_idx] : starts[f_idx + 1]]
-            if len(sel):
+            if img is not None and len(sel):
                 kpts[sel] = model.keypoints(img, arr["box"][rows[sel]])
                 bar.update(len(sel))
         bar.close()

@@ -27,12 +27,15 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, 
     n = 0
     hw = None
     bar = progress(None, f"scene {video}", "frame")
-    for n, frame in enumerate(ds.source(split, video).frames(), start=1):
+    def keep(t):  # the frames segmented: every stride-th of each clip
+        return not (t % T) % stride
+
+    for n, frame in enumerate(ds.source(split, video).frames(keep), start=1):
         i = n - 1
-        hw = hw or frame.shape[:2]
         bar.update(1)
-        if (i % T) % stride:
+        if frame is None:
             continue
+        hw = hw or frame.shape[:2]
         v = scene_cells(model.class_scores(frame), hw, cell, fg)
         c = i // T
         sums[c] = sums.get(c, 0) + v
