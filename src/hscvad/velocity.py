@@ -43,14 +43,6 @@ def flow_stat_names(orientation_bins: int, magnitude_edges: list[float]) -> list
             + [f"above_{e:g}" for e in magnitude_edges])
 
 
-def _integral(channels: np.ndarray) -> np.ndarray:
-    """(H, W, C) -> (H + 1, W + 1, C) summed-area table (float64)."""
-    H, W, C = channels.shape
-    out = np.zeros((H + 1, W + 1, C), np.float64)
-    np.cumsum(np.cumsum(channels, 0, dtype=np.float64), 1, out=out[1:, 1:])
-    return out
-
-
 def box_pixels(boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Boxes (x1, y1, x2, y2) in pixels -> integer pixel ranges [x0, x1) x [y0, y1) inside the
     frame, at least one pixel wide and high."""
@@ -63,30 +55,55 @@ def box_pixels(boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.stack([x0, y0, x1, y1], 1)
 
 
+def _pixel_channels(fx: np.ndarray, fy: np.ndarray, orientation_bins: int, magnitude_edges) -> np.ndarray:
+    """Per pixel (float32 fx, fy) -> (4 + bins + edges, N) float64 channels: fx, fy, |f|, |f|^2,
+    the magnitude in its orientation bin, and one indicator per magnitude edge (each value
+    computed in float32, as the statistics are defined)."""
+    mag = np.hypot(fx, fy)
+    # orientation in image coordinates with y pointing up, so bin 0 = rightwards, bin B/4 = upwards
+    ang = np.mod(np.arctan2(-fy, fx), 2 * np.pi)
+    b = np.minimum((ang * orientation_bins / (2 * np.pi)).astype(np.int64), orientation_bins - 1)
+    edges = np.asarray(magnitude_edges, np.float32)
+    chans = np.zeros((4 + orientation_bins + len(edges), len(fx)), np.float64)
+    chans[0], chans[1], chans[2], chans[3] = fx, fy, mag, mag * mag
+    chans[4 + b, np.arange(len(fx))] = mag
+    chans[4 + orientation_bins :] = mag[None, :] > edges[:, None]
+    return chans
+
+
 def box_flow_stats(flow: np.ndarray, boxes: np.ndarray, orientation_bins: int = 8,
-                   magnitude_edges: tuple[float, ...] | list[float] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> np.ndarray:
-    """(H, W, 2) flow and (k, 4) boxes -> (k, len(flow_stat_names)) float32 per-box statistics."""
+                   magnitude_edges: tuple[float, ...] | list[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+                   max_pixels: int = 1 << 21) -> np.ndarray:
+    """(H, W, 2) flow and (k, 4) boxes -> (k, len(flow_stat_names)) float32 per-box statistics.
+
+    Only the pixels inside the boxes are read: their indices are generated for all boxes at once
+    and each box's channels summed with one ``reduceat`` (in chunks of at most ``max_pixels``
+    pixels), so the cost follows the boxes' area, not the frame's."""
     boxes = np.asarray(boxes).reshape(-1, 4)
     n_cols = 4 + orientation_bins + len(magnitude_edges)
     if len(boxes) == 0:
         return np.zeros((0, n_cols), np.float32)
     H, W = flow.shape[:2]
-    fx, fy = flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)
-    mag = np.hypot(fx, fy)
-    # orientation in image coordinates with y pointing up, so bin 0 = rightwards, bin B/4 = upwards
-    ang = np.mod(np.arctan2(-fy, fx), 2 * np.pi)
-    b = np.minimum((ang * orientation_bins / (2 * np.pi)).astype(np.int64), orientation_bins - 1)
-    chans = np.empty((H, W, n_cols), np.float32)
-    chans[..., 0], chans[..., 1], chans[..., 2], chans[..., 3] = fx, fy, mag, mag * mag
-    onehot = b[..., None] == np.arange(orientation_bins)
-    chans[..., 4 : 4 + orientation_bins] = onehot * mag[..., None]
-    chans[..., 4 + orientation_bins :] = mag[..., None] > np.asarray(magnitude_edges, np.float32)
-    S = _integral(chans)
     p = box_pixels(boxes, (H, W))
     x0, y0, x1, y1 = p.T
-    sums = S[y1, x1] - S[y0, x1] - S[y1, x0] + S[y0, x0]
-    area = ((x1 - x0) * (y1 - y0)).astype(np.float64)
-    return (sums / area[:, None]).astype(np.float32)
+    w, area = x1 - x0, (x1 - x0) * (y1 - y0)
+    out = np.empty((len(boxes), n_cols), np.float32)
+    # chunks of consecutive boxes whose pixels together stay under max_pixels (a box alone may exceed it)
+    chunk = np.cumsum(area) // max(int(max_pixels), 1)
+    for c in np.unique(chunk):
+        sel = np.flatnonzero(chunk == c)
+        a = area[sel]
+        first = np.cumsum(a) - a
+        box_of = np.repeat(np.arange(len(sel)), a)
+        off = np.arange(int(a.sum())) - first[box_of]
+        yy = y0[sel][box_of] + off // w[sel][box_of]
+        xx = x0[sel][box_of] + off % w[sel][box_of]
+        f = flow[yy, xx]
+        chans = _pixel_channels(f[:, 0].astype(np.float32), f[:, 1].astype(np.float32), orientation_bins,
+                                magnitude_edges)
+        sums = np.add.reduceat(chans, first, axis=1).T
+        out[sel] = sums / a[:, None]
+    return out
 
 
 def descriptor_names(orientation_bins: int, magnitude_edges: list[float]) -> list[str]:
