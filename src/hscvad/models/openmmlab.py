@@ -291,6 +291,7 @@ class MMDetYOLOv3(Detector, _Backend):
 class _MMDetTracker:
     """An mmdet 3.x tracker fed with our detections; ids are mapped back to detection rows."""
 
+    conda_env = "openmmlab"  # its rules run in envs/openmmlab.yaml
     tracker_cfg: dict = {}
 
     def __init__(self, cfg: dict):
