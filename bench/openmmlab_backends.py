@@ -49,7 +49,6 @@ def main() -> None:
 
     import torch
 
-    from hscvad.models import openmmlab
     from hscvad.models.detection import Detections
     from hscvad.models.motion import build_motion
     from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, TRACKERS, Runtime
@@ -110,7 +109,6 @@ def main() -> None:
         print(f"combined: {16 / clip:.2f} frames/s ({clip / 16 * 1e3:.0f} ms per frame; {P} persons, scene every "
               f"{args.scene_stride} frames, {args.crops} ViT crops per person-clip); "
               "the paper: ~21 frames/s on an A6000")
-    del openmmlab
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-# Jobs run `python -m hscvad.cli`; prepending this checkout's src/ lets them import the package
-# in a conda environment or on a cluster node too (every job re-reads this file).
+# Jobs run scripts/run_stage.py, which imports hscvad; prepending this checkout's src/ lets them
+# import the package in a conda environment or on a cluster node too (every job re-reads this file).
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 # ... and `python` is the interpreter running Snakemake (e.g. .venv/bin/python when started as
 # .venv/bin/snakemake without activating the venv); a rule's conda environment still comes first.

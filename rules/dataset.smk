@@ -21,5 +21,5 @@ rule check_dataset:
     threads: 1
     conda:
         "../envs/parse.yaml"
-    shell:
-        "python -m hscvad.cli check-dataset --dataset {wildcards.dataset} --params {params.p:q} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"

@@ -47,10 +47,8 @@ rule evaluate:
     threads: 1
     conda:
         "../envs/evaluate.yaml"
-    shell:
-        "python -m hscvad.cli evaluate --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
-        " --output {output.auc} --table {output.table} --csv {output.csv} --plots results/{wildcards.dataset}/plots"
-        " --video-plots {output.videos} --tracks {input.tracks} --explanations {input.explanations} --dataset-check {input.check} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 # Reads every job's benchmark TSV of the dataset; it runs after evaluate (its input), when every
@@ -71,6 +69,8 @@ rule summarise_run:
             category="Run",
             labels={"dataset": "{dataset}", "figure": "time per stage"},
         ),
+    params:
+        benchmarks=lambda w: f"results/{w.dataset}/benchmarks",
     log:
         stage_log("summarise_run"),
     benchmark:
@@ -78,9 +78,8 @@ rule summarise_run:
     threads: 1
     conda:
         "../envs/evaluate.yaml"
-    shell:
-        "python -m hscvad.cli summarise-run --dataset {wildcards.dataset} --benchmarks results/{wildcards.dataset}/benchmarks"
-        " --output {output.table} --plot {output.plot} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule explain:
@@ -105,6 +104,5 @@ rule explain:
     threads: 1
     conda:
         "../envs/evaluate.yaml"
-    shell:
-        "python -m hscvad.cli explain --dataset {wildcards.dataset} --params {params.p:q} --input {input.scores}"
-        " --tracks {input.tracks} --output {output.images} --csv {output.csv} --log {log}"
+    script:
+        "../scripts/run_stage.py"

@@ -20,10 +20,8 @@ rule appearance:
         gpu=backend_gpu("appearance"),
     conda:
         model_env("features", "appearance")
-    shell:
-        "python -m hscvad.cli appearance --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule scene:
@@ -44,6 +42,5 @@ rule scene:
         gpu=backend_gpu("scene"),
     conda:
         model_env("features", "scene")
-    shell:
-        "python -m hscvad.cli scene --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"

@@ -17,8 +17,8 @@ rule fetch_model:
         model_file="|".join(_re.escape(m) for m in config["fetch"].get("models", {})) or "NONE",
     conda:
         "../envs/fetch.yaml"
-    shell:
-        "python -m hscvad.cli fetch --params {params.p:q} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule fetch_models:
@@ -42,5 +42,5 @@ for _name in ("ped2", "avenue"):
             f"resources/benchmarks/fetch_{_name}.tsv"
         conda:
             "../envs/fetch.yaml"
-        shell:
-            "python -m hscvad.cli fetch --params {params.p:q} --output {output} --log {log}"
+        script:
+            "../scripts/run_stage.py"

@@ -3,7 +3,7 @@
 
 rule scene_labels:
     input:
-        per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+        scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
     output:
         labels="results/{dataset}/scenes.h5",
         plot="results/{dataset}/plots/scene_embedding.png",
@@ -16,9 +16,8 @@ rule scene_labels:
     threads: 1
     conda:
         "../envs/hsc.yaml"
-    shell:
-        "python -m hscvad.cli scene-labels --params {params.p:q} --inputs {input} --output {output.labels}"
-        " --plot {output.plot} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule train_hsc:
@@ -43,10 +42,8 @@ rule train_hsc:
         gpu=1,
     conda:
         "../envs/hsc.yaml"
-    shell:
-        "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
-        " --objects {input.objects} --motion {input.motion} --velocity {input.velocity} --scenes {input.scenes} --scene-labels {input.labels}"
-        " --output {output.model} --history {output.history} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule score:
@@ -80,12 +77,5 @@ rule score:
         gpu=1,
     conda:
         "../envs/hsc.yaml"
-    shell:
-        "python -m hscvad.cli score --params {params.p:q} --threads {threads} --device {params.device} --model {input.model}"
-        " --train-objects {input.train_objects} --train-motion {input.train_motion}"
-        " --train-velocity {input.train_velocity} --train-scenes {input.train_scenes}"
-        " --test-objects {input.test_objects} --test-motion {input.test_motion}"
-        " --test-velocity {input.test_velocity} --test-scenes {input.test_scenes}"
-        " --scene-labels {input.labels} --classifier {input.classifier} --motion-model {input.motion_model}"
-        " --output {output.scores}"
-        " --plot {output.embedding} --log {log}"
+    script:
+        "../scripts/run_stage.py"

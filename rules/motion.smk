@@ -20,10 +20,8 @@ rule pose:
         gpu=backend_gpu("pose"),
     conda:
         model_env("motion", "pose")
-    shell:
-        "python -m hscvad.cli pose --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule motion:
@@ -45,9 +43,8 @@ rule motion:
         gpu=backend_gpu("motion"),
     conda:
         model_env("motion", "motion")
-    shell:
-        "python -m hscvad.cli motion --params {params.p:q} --threads {threads} --device {params.device}"
-        " --tracks {input.tracks} --pose {input.pose} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule augment_motion:
@@ -70,9 +67,8 @@ rule augment_motion:
         gpu=1,
     conda:
         model_env("hsc", "motion")
-    shell:
-        "python -m hscvad.cli augment-motion --params {params.p:q} --threads {threads} --device {params.device}"
-        " --model {input.model} --motion {input.motion} --scenes {input.scenes} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule train_motion_classifier:
@@ -95,10 +91,8 @@ rule train_motion_classifier:
         gpu=1,
     conda:
         "../envs/hsc.yaml"
-    shell:
-        "python -m hscvad.cli train-motion-classifier --params {params.p:q} --threads {threads}"
-        " --device {params.device} --input {input.augmented} --motion {input.motion} --scenes {input.scenes}"
-        " --output {output.model} --history {output.history} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule retrain_motion:
@@ -122,7 +116,5 @@ rule retrain_motion:
         gpu=1,
     conda:
         "../envs/hsc.yaml"
-    shell:
-        "python -m hscvad.cli train-hsc --params {params.p:q} --threads {threads} --device {params.device}"
-        " --motion {input.motion} --scenes {input.scenes} --scene-labels {input.labels}"
-        " --augmented {input.augmented} --output {output.model} --history {output.history} --log {log}"
+    script:
+        "../scripts/run_stage.py"

@@ -19,6 +19,5 @@ rule detect_track:
         gpu=backend_gpu("detection", "tracking"),
     conda:
         model_env("parse", "detection", "tracking")
-    shell:
-        "python -m hscvad.cli detect-track --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"

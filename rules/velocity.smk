@@ -20,10 +20,8 @@ rule flow:
         gpu=backend_gpu("flow"),
     conda:
         "../envs/features.yaml"
-    shell:
-        "python -m hscvad.cli flow --dataset {wildcards.dataset} --split {wildcards.split} --video {wildcards.video}"
-        " --params {params.p:q} --threads {threads} --device {params.device} --input {input.tracks}"
-        " --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"
 
 
 rule velocity:
@@ -41,6 +39,5 @@ rule velocity:
     threads: 1
     conda:
         "../envs/features.yaml"
-    shell:
-        "python -m hscvad.cli velocity --params {params.p:q} --tracks {input.tracks} --flow {input.flow}"
-        " --output {output} --log {log}"
+    script:
+        "../scripts/run_stage.py"

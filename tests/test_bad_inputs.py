@@ -251,9 +251,9 @@ def test_a_failing_job_shows_its_cause_in_one_line_and_gpu_1_is_the_default(tmp_
     assert r.returncode != 0
     # the profile's default: no --resources given
     assert re.search(r'Provided resources: gpu=(Resource\("gpu", )?1\b', out), out
-    causes = [ln for ln in out.splitlines() if ln.startswith("hscvad check-dataset: error: ")]
+    causes = [ln for ln in out.splitlines() if ln.startswith("hscvad check_dataset: error: ")]
     assert len(causes) == 1 and "is not the complete ped2 benchmark: missing training videos (16)" in causes[0]
     assert "Traceback" not in out
     log = (tmp_path / "results" / "own" / "logs" / "check_dataset" / "all.log").read_text()
-    assert log.index("hscvad check-dataset: error:") < log.index("Traceback")
+    assert log.index("hscvad check_dataset: error:") < log.index("Traceback")
     assert not (tmp_path / "results" / "own" / "dataset_check.json").exists()

@@ -19,9 +19,10 @@ import pytest
 import yaml
 from conftest import MODELS, REPO, need_shared
 
-from hscvad.models import openmmlab
 from hscvad.models.detection import Detections
 from hscvad.models.motion import build_motion
+from hscvad.models.openmmlab.appearance import TimmViT
+from hscvad.models.openmmlab.loading import install_shims
 from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, TRACKERS, Runtime, WeightsError, sha256sum
 
 MISSING = [m for m in ("mmdet", "mmseg", "mmpose", "mmaction", "timm", "mmcv") if importlib.util.find_spec(m) is None]
@@ -111,7 +112,7 @@ def test_vit_embeds_a_crop_batch():
     crops = np.random.default_rng(2).integers(0, 255, (5, 224, 224, 3), dtype=np.uint8)
     emb = vit.embed(crops)
     assert emb.shape == (5, vit.dim) == (5, 192) and emb.dtype == np.float32
-    large = openmmlab.TimmViT({"batch_size": 1}, CPU, "appearance.timm_vit")
+    large = TimmViT({"batch_size": 1}, CPU, "appearance.timm_vit")
     assert large.dim == 1024 and large.input_hw == (224, 224)
 
 
@@ -151,7 +152,7 @@ class _Opaque:
 
 
 def test_shims_make_numpy2_aliases_and_mmaction_import():
-    openmmlab.install_shims()
+    install_shims()
     assert np.Inf == np.inf and np.in1d([1, 2, 3], [2]).tolist() == [False, True, False]
     assert np.trapz([0.0, 1.0], [0.0, 1.0]) == 0.5
     import mmaction.models  # noqa: F401  (imports localizers/drn, missing from the 1.2.0 wheel)

@@ -116,6 +116,32 @@ def test_per_video_stages_write_versioned_files(tmp_path):
         read_arrays(s, "tracks")
 
 
+def test_hscvad_run_is_the_job_a_rule_runs(tmp_path, capfd):
+    """``hscvad run <rule>`` builds the rule's job by hand: the same output as the stage's run(), its
+    params at the top of the log; a failure gives exit status 1, its cause in one console line and
+    the traceback in the log, and the process's stderr is the console again afterwards."""
+    from hscvad import cli
+
+    ds = _folder_ds(tmp_path)
+    t, o1, o2, log = (tmp_path / n for n in ("t.h5", "o1.h5", "o2.h5", "job.log"))
+    detect_track.run("own", ds, "train", "a", str(t), PARAMS, RT)
+    appearance.run("own", ds, "train", "a", str(t), str(o1), PARAMS, RT)
+    args = ["run", "appearance", "--params", json.dumps({**PARAMS, "dataset": ds}), "--dataset", "own",
+            "--split", "train", "--video", "a", "--device", "cpu", "--log", str(log)]
+    assert cli.main([*args, "--input", f"tracks={t}", "--output", f"out={o2}"]) == 0
+    a, b = read_arrays(str(o1), "objects")[0], read_arrays(str(o2), "objects")[0]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert '"crops_per_sample": 2' in log.read_text().splitlines()[0]
+    capfd.readouterr()
+    missing = tmp_path / "missing.h5"
+    assert cli.main([*args, "--input", f"tracks={missing}", "--output", f"out={tmp_path / 'o3.h5'}"]) == 1
+    console = capfd.readouterr().err
+    assert console.startswith("hscvad appearance: error: ") and str(missing) in console.splitlines()[0]
+    assert "Traceback" in log.read_text() and not (tmp_path / "o3.h5").exists()
+    print("after", file=__import__("sys").stderr)
+    assert capfd.readouterr().err == "after\n"
+
+
 def test_video_without_any_detection_gives_empty_but_valid_outputs(tmp_path):
     ds = _folder_ds(tmp_path)
     t, o = tmp_path / "t.h5", tmp_path / "o.h5"

@@ -364,7 +364,7 @@ def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     r = subprocess.run([*SNAKEMAKE, "-d", str(tmp_path), "--configfile", str(path), "-n", "results/avenue/auc.json",
-                        "--printshellcmds", "--config", "models=paper"], capture_output=True, text=True, timeout=300)
+                        "--config", "models=paper"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     jobs = planned_jobs(r.stdout)
     for rule in ("detect_track", "appearance", "scene", "pose", "motion"):
@@ -375,10 +375,17 @@ def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
     # every paper backend is PyTorch: each model stage asks for the GPU (ByteTrack runs inside detect_track)
     gpu = job_gpu(r.stdout)
     assert all(gpu[rule] == {1} for rule in ("detect_track", "appearance", "scene", "pose", "motion", "train_hsc")), gpu
-    out = r.stdout
-    assert "mmdet_yolov3" in out and "mmaction_posec3d" in out and "timm_vit" in out
-    # the paper's Avenue thresholds reach detect_track's params
-    assert '"score_threshold": 0.8' in out and '"init_track_thr": 0.5' in out
+    # the rules' params, as the workflow computes them for this config: the paper's backends, and
+    # the paper's Avenue thresholds reach detect_track
+    from hscvad.config import stage_params, validate
+
+    paper = validate({**yaml.safe_load(path.read_text()), "models": "paper"})
+    p = {rule: stage_params(paper, "avenue", rule) for rule in ("detect_track", "appearance", "motion")}
+    assert p["detect_track"]["detection"]["backend"] == "mmdet_yolov3"
+    assert p["appearance"]["appearance"]["backend"] == "timm_vit"
+    assert p["motion"]["motion"]["backend"] == "mmaction_posec3d"
+    assert p["detect_track"]["detection"]["score_threshold"] == 0.8
+    assert p["detect_track"]["tracking"]["mmdet_bytetrack"]["init_track_thr"] == 0.5
 
 
 def test_switching_presets_changes_exactly_the_model_stages():

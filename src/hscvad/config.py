@@ -1,7 +1,8 @@
 """Configuration: schema validation with defaults, model presets, and the params of each rule.
 
 ``rules/common.smk`` calls :func:`validate` once and builds every rule's ``params`` with
-:func:`stage_params`, so that each rule sees exactly the settings its result depends on.
+:func:`stage_params` from the stage's declaration (:mod:`hscvad.settings`), so that each rule sees
+exactly the settings its result depends on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .models.registry import MOTION, SCENE
+from .models.registry import SCENE
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -48,10 +49,6 @@ DEFAULT_ARCHITECTURE = {
 }
 
 
-#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
-LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
-
-
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key."""
 
@@ -64,24 +61,22 @@ def load_schema(path: Path | None = None) -> dict:
     return yaml.safe_load(Path(path or SCHEMA_PATH).read_text())
 
 
-def _fill_defaults(node: dict, schema: dict, root: dict) -> None:
-    props = schema.get("properties", {})
-    for key, sub in props.items():
-        if "$ref" in sub:
-            sub = _resolve(sub["$ref"], root)
-        if key not in node and "default" in sub:
-            node[key] = copy.deepcopy(sub["default"])
-        if isinstance(node.get(key), dict):
-            target = sub
-            for part in sub.get("allOf", []):
-                if "$ref" in part:
-                    target = {**_resolve(part["$ref"], root), **{k: v for k, v in sub.items() if k != "allOf"}}
-            _fill_defaults(node[key], target, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in node.items():
-            if key not in props and isinstance(value, dict):
-                _fill_defaults(value, extra, root)
+def _filling_defaults(validator_class):
+    """A jsonschema validator class that also fills in each missing property's default while it
+    validates (the recipe in jsonschema's FAQ, which ``snakemake.utils.validate(set_default=True)``
+    uses too), following ``$ref`` and ``allOf``; each default is copied, so no two places share one."""
+    from jsonschema import validators
+
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if key not in instance and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties})
 
 
 _YAML_TYPES = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None), "array": list,
@@ -140,9 +135,8 @@ def validate(config: dict, schema: dict | None = None) -> dict:
 
     schema = schema or load_schema()
     coerce_strings(config, schema, schema)
-    _fill_defaults(config, schema, schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = [(list(e.path), e.message) for e in validator.iter_errors(config)]
+    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = [(list(e.path), e.message) for e in validator.iter_errors(config)]  # fills defaults as it goes
     # a dataset's overrides of a section must make a valid section: checked merged with the section
     for name, ds in (config.get("datasets") or {}).items():
         for sec in OVERRIDABLE_SECTIONS:
@@ -181,9 +175,11 @@ def validate(config: dict, schema: dict | None = None) -> dict:
 
 
 def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` updated recursively by ``override`` (Snakemake's ``update_config``), both left unchanged."""
+    from snakemake.utils import update_config
+
     out = copy.deepcopy(base)
-    for k, v in (override or {}).items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    update_config(out, copy.deepcopy(override or {}))
     return out
 
 
@@ -201,80 +197,11 @@ def section(config: dict, dataset: str, name: str) -> dict:
 
 
 def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
-    """Exactly the settings that determine ``stage``'s result for ``dataset``."""
-    ds = dataset_cfg(config, dataset)
-    T = config["clip_length"]
-    if stage == "check_dataset":
-        full = config["datasets"][dataset]
-        return {"dataset": ds, "benchmark": full.get("benchmark"), "allow_partial": bool(full.get("allow_partial"))}
-    if stage == "detect_track":
-        det = section(config, dataset, "detection")
-        det = {k: v for k, v in det.items() if k in ("backend", "classes", "score_threshold", det["backend"])}
-        trk = section(config, dataset, "tracking")
-        tracker = {"backend": trk["backend"], trk["backend"]: trk[trk["backend"]]}
-        return {"dataset": ds, "detection": det, "tracking": tracker}
-    if stage == "appearance":
-        app = config["appearance"]
-        keep = ("backend", "crops_per_sample", "context", "batch_size", app["backend"])
-        return {"dataset": ds, "clip_length": T, "appearance": {k: app[k] for k in keep}}
-    if stage == "scene":
-        sc = config["scene"]
-        keep = ("backend", "cell", "frame_stride", "foreground_classes", sc["backend"])
-        return {"dataset": ds, "clip_length": T, "scene": {k: sc[k] for k in keep}}
-    if stage == "pose":
-        pose = config["pose"]
-        keep = ("backend", "min_track_length", pose["backend"])
-        return {"dataset": ds, "pose": {k: pose[k] for k in keep}}
-    if stage == "motion":
-        return {"clip_length": T, "motion": motion_backend_params(config)}
-    if stage == "flow":
-        fl = config["flow"]
-        keep = ("backend", "orientation_bins", "magnitude_edges")
-        return {"dataset": ds, "flow": {**{k: fl[k] for k in keep}, fl["backend"]: fl.get(fl["backend"], {})}}
-    if stage == "velocity":
-        return {"clip_length": T, "velocity": config["velocity"]}
-    if stage == "scene_labels":
-        return {"seed": config["seed"], "scene_labels": config["scene_labels"]}
-    if stage in ("train_hsc", "retrain_motion"):
-        streams = config["datasets"][dataset]["streams"] if stage == "train_hsc" else ["motion"]
-        hsc = copy.deepcopy(config["hsc"])
-        hsc.pop("readout")  # scoring's setting: changing it must not retrain
-        hsc["architecture"] = {s: hsc["architecture"][s] for s in streams}
-        out = {"seed": config["seed"], "streams": streams, "hsc": hsc}
-        if "motion" in streams:
-            out["motion_classes"] = ("action" if MOTION.get(config["motion"]["backend"], "motion.backend").has_classes
-                                     else config["motion"]["n_classes"])
-        return out
-    if stage == "score":
-        streams = config["datasets"][dataset]["streams"]
-        return {"streams": streams, "seed": config["seed"],
-                "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")}, "readout": config["hsc"]["readout"],
-                "motion_augmentation": motion_augmentation_mode(config, dataset)}
-    if stage == "augment_motion":
-        ma = config["motion_augmentation"]
-        return {"seed": config["seed"], "hsc": {k: config["hsc"][k] for k in ("tau", "feature_norm")},
-                "motion": motion_backend_params(config),
-                "motion_augmentation": {k: ma[k] for k in ("mode", "p_spatial", "p_temporal", "t_norm", "t_abn")}}
-    if stage == "train_motion_classifier":
-        ma = config["motion_augmentation"]
-        return {"seed": config["seed"], "hsc": {"feature_norm": config["hsc"]["feature_norm"]},
-                "motion_augmentation": {k: ma[k] for k in ("fallback", "classifier")}}
-    if stage == "evaluate":
-        ev = section(config, dataset, "evaluation")
-        ev["localisation"] = {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})}
-        return {"dataset": ds, "evaluation": ev}
-    if stage == "explain":
-        return {"dataset": ds, "explain": config["explain"]}
-    raise KeyError(stage)
+    """Exactly the settings that determine rule ``stage``'s result for ``dataset``: its stage module's
+    declaration (``SETTINGS``, see :mod:`hscvad.settings`) resolved against the validated config."""
+    from .settings import declaration, resolve
 
-
-def motion_backend_params(config: dict) -> dict:
-    """The motion feature backend and its settings (the part of ``motion`` that sets the feature)."""
-    mot = config["motion"]
-    out = {"backend": mot["backend"], "min_score": mot["min_score"]}
-    if mot.get(mot["backend"]):
-        out[mot["backend"]] = mot[mot["backend"]]
-    return out
+    return resolve(declaration(stage), config, dataset)
 
 
 def motion_augmentation_mode(config: dict, dataset: str) -> str | None:

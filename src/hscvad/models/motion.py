@@ -2,7 +2,7 @@
 (and, for backends that classify actions, an action class used as the motion stream's object class).
 
 Offline backend ``skeleton``: the 156-d descriptor of :mod:`hscvad.motion.descriptor`. The paper's
-PoseConv3D is ``mmaction_posec3d`` in :mod:`hscvad.models.openmmlab`.
+PoseConv3D is ``mmaction_posec3d`` in :mod:`hscvad.models.openmmlab.motion`.
 """
 
 from __future__ import annotations

@@ -40,31 +40,31 @@ BUILTIN_BACKENDS: dict[str, dict[str, str]] = {
     "detector": {
         "yolox": "hscvad.models.detection:YOLOX",
         "picodet": "hscvad.models.detection:PicoDet",
-        "mmdet_yolov3": "hscvad.models.openmmlab:MMDetYOLOv3",
+        "mmdet_yolov3": "hscvad.models.openmmlab.detection:MMDetYOLOv3",
     },
     "tracker": {
         "bytetrack": "hscvad.models.tracking:ByteTrack",
-        "mmdet_bytetrack": "hscvad.models.openmmlab:MMDetByteTrack",
-        "mmdet_ocsort": "hscvad.models.openmmlab:MMDetOCSORT",
+        "mmdet_bytetrack": "hscvad.models.openmmlab.detection:MMDetByteTrack",
+        "mmdet_ocsort": "hscvad.models.openmmlab.detection:MMDetOCSORT",
     },
     "appearance": {
         "efficientnet_lite0": "hscvad.models.appearance:EfficientNetLite0",
         "efficientnet_lite1": "hscvad.models.appearance:EfficientNetLite1",
         "efficientnet_lite2": "hscvad.models.appearance:EfficientNetLite2",
         "reid": "hscvad.models.appearance:PersonReID",
-        "timm_vit": "hscvad.models.openmmlab:TimmViT",
+        "timm_vit": "hscvad.models.openmmlab.appearance:TimmViT",
     },
     "scene": {
         "deeplabv3_voc": "hscvad.models.scene:DeepLabV3VOC",
-        "mmseg_deeplabv3plus": "hscvad.models.openmmlab:MMSegDeepLabV3Plus",
+        "mmseg_deeplabv3plus": "hscvad.models.openmmlab.scene:MMSegDeepLabV3Plus",
     },
     "pose": {
         "movenet": "hscvad.models.pose:MoveNet",
-        "mmpose_hrnet": "hscvad.models.openmmlab:MMPoseHRNet",
+        "mmpose_hrnet": "hscvad.models.openmmlab.pose:MMPoseHRNet",
     },
     "motion": {
         "skeleton": "hscvad.models.motion:SkeletonDescriptor",
-        "mmaction_posec3d": "hscvad.models.openmmlab:MMActionPoseC3D",
+        "mmaction_posec3d": "hscvad.models.openmmlab.motion:MMActionPoseC3D",
     },
     "optical flow": {
         "dis": "hscvad.models.flow:DISFlow",

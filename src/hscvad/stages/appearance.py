@@ -13,7 +13,12 @@ from ..features import object_samples, sample_boxes_and_classes
 from ..h5store import read_arrays, write_store
 from ..models.appearance import crop_boxes
 from ..models.registry import APPEARANCE, Runtime
+from ..settings import DATASET
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "clip_length", "appearance.backend", "appearance.crops_per_sample", "appearance.context",
+            "appearance.batch_size", "appearance.@backend")
 
 
 def select_rows(sample: np.ndarray, frame: np.ndarray, k: int) -> np.ndarray:
@@ -105,6 +110,6 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
     return {"n_samples": S, "n_crops": int(n_crops.sum())}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.split, args.video, args.input, args.output, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    w = job.wildcards
+    run(w.dataset, job.params["dataset"], w.split, w.video, job.input.tracks, job.output[0], job.params, job.runtime)

@@ -14,15 +14,20 @@ import numpy as np
 
 from ..features import load_samples
 from ..h5store import read_arrays, write_store
-from ..hsc.train import load_checkpoint, model_input, score_samples
 from ..models.motion import build_motion
 from ..models.registry import Runtime
 from ..motion import augment
 from .common import log
 
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("seed", "hsc.tau", "hsc.feature_norm", "motion.backend", "motion.min_score", "motion.@backend",
+            *(f"motion_augmentation.{k}" for k in ("mode", "p_spatial", "p_temporal", "t_norm", "t_abn")))
+
 
 def run(model_path: str, motion_files: list[str], scene_files: list[str], out: str, params: dict,
         runtime: Runtime) -> dict:
+    from ..hsc.train import load_checkpoint, model_input, score_samples
+
     cfg = params["motion_augmentation"]
     hsc = params["hsc"]
     models, meta = load_checkpoint(model_path, runtime.device)
@@ -74,5 +79,5 @@ def run(model_path: str, motion_files: list[str], scene_files: list[str], out: s
     return attrs
 
 
-def main(args) -> None:
-    run(args.model, args.motion, args.scenes, args.output, args.params, Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    run(job.input.model, job.input.motion, job.input.scenes, job.output[0], job.params, job.runtime)

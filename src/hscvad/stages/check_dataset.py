@@ -11,7 +11,11 @@ from __future__ import annotations
 from ..data import DatasetError, build_dataset
 from ..data.check import check_dataset
 from ..h5store import write_json
+from ..settings import DATASET
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "benchmark=datasets.{dataset}.benchmark", "allow_partial=datasets.{dataset}.allow_partial")
 
 
 def _bar(items):
@@ -48,5 +52,5 @@ def run(dataset_name: str, params: dict, output: str) -> dict:
     return result
 
 
-def main(args) -> None:
-    run(args.dataset, args.params, args.output)
+def main(job) -> None:
+    run(job.dataset, job.params, job.output[0])

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from typing import Any
 
 import numpy as np
 
 log = logging.getLogger("hscvad")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-
-
-def parse_params(text: str) -> dict[str, Any]:
-    return json.loads(text)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
 
 
 def progress(total: int | None, desc: str, unit: str = "it"):

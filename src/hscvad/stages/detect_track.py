@@ -11,7 +11,12 @@ from ..data import build_dataset
 from ..h5store import write_store
 from ..models.detection import COCO_CLASSES, class_ids
 from ..models.registry import DETECTORS, TRACKERS, Runtime
+from ..settings import DATASET
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "detection.backend", "detection.classes", "detection.score_threshold", "detection.@backend",
+            "tracking.backend", "tracking.@backend")
 
 
 def detect_frames(detector, frames, batch: int = 1):
@@ -85,6 +90,6 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, 
     return {"n_frames": n, "n_detections": n_det, "n_tracks": n_tracks, "n_rows": len(frame_idx)}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.split, args.video, args.output, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    w = job.wildcards
+    run(w.dataset, job.params["dataset"], w.split, w.video, job.output[0], job.params, job.runtime)

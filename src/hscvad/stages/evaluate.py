@@ -16,7 +16,23 @@ from ..evaluation import plots
 from ..evaluation.objects import scores_header
 from ..evaluation.protocols import macro_auc, micro_auc, reference_protocol, strict_protocol
 from ..h5store import atomic_path, open_store, read_arrays, write_json
+from ..settings import DATASET, Derived
 from .common import log
+
+#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
+LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
+
+
+def _evaluation(config: dict, dataset: str) -> dict:
+    from ..config import section
+
+    ev = section(config, dataset, "evaluation")
+    ev["localisation"] = {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})}
+    return ev
+
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, Derived("evaluation", ("evaluation", "datasets.{dataset}.evaluation"), _evaluation))
 
 
 def _describe(params: dict, T: int) -> dict[str, dict]:
@@ -270,7 +286,8 @@ def _fmt(x) -> str:
     return "" if not np.isfinite(x) else f"{float(x):.6g}"
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.input, args.output, args.csv, args.plots, args.params,
-        table=args.table, video_plots=args.video_plots, track_files=args.tracks,
-        explanations=args.explanations, dataset_check=args.dataset_check)
+def main(job) -> None:
+    o = job.output
+    run(job.dataset, job.params["dataset"], job.input.scores, o.auc, o.csv, str(Path(o.curves).parent), job.params,
+        table=o.table, video_plots=o.videos, track_files=job.input.tracks, explanations=job.input.explanations,
+        dataset_check=job.input.check)

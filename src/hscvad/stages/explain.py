@@ -19,7 +19,11 @@ from ..data import build_dataset
 from ..evaluation import plots
 from ..evaluation.objects import load_objects
 from ..h5store import atomic_path, read_arrays
+from ..settings import DATASET
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "explain")
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: list[str], out_dir: str, out_csv: str,
@@ -95,5 +99,6 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: lis
     return {"n_videos": len(table.videos), "n_rows": len(rows)}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.input, args.tracks, args.output, args.csv, args.params)
+def main(job) -> None:
+    run(job.dataset, job.params["dataset"], job.input.scores, job.input.tracks, job.output.images, job.output.csv,
+        job.params)

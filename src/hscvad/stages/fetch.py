@@ -32,6 +32,9 @@ from ..h5store import atomic_path
 from ..models.registry import sha256sum
 from .common import log, progress
 
+#: the item to download is the rule's params (from ``fetch``), not a stage setting
+SETTINGS = ()
+
 
 class FetchError(RuntimeError):
     pass
@@ -201,5 +204,5 @@ def _build_dataset(out: Path, archives: list[tuple[Path, str, dict, str]]) -> No
     part.rename(out)
 
 
-def main(args) -> None:
-    fetch(args.params["item"], args.output)
+def main(job) -> None:
+    fetch(job.params["item"], job.output[0])

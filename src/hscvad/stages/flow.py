@@ -13,8 +13,12 @@ import numpy as np
 from ..data import build_dataset
 from ..h5store import read_arrays, write_store
 from ..models.registry import FLOW, Runtime
+from ..settings import DATASET
 from ..velocity import box_flow_stats, flow_stat_names
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "flow.backend", "flow.orientation_bins", "flow.magnitude_edges", "flow.@backend")
 
 
 def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: str, out: str, params: dict,
@@ -68,6 +72,6 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
     return {"n_flow_fields": n_fields, "n_rows": len(frame)}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.split, args.video, args.input, args.output, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    w = job.wildcards
+    run(w.dataset, job.params["dataset"], w.split, w.video, job.input.tracks, job.output[0], job.params, job.runtime)

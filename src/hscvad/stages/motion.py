@@ -17,6 +17,9 @@ from ..models.motion import build_motion
 from ..models.registry import Runtime
 from .common import log
 
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("clip_length", "motion.backend", "motion.min_score", "motion.@backend")
+
 
 def sequences(frame: np.ndarray, track: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, T: int):
     """Scatter pose rows into per-sample clip arrays: (uniq (clip, track), keypoints (S, T, 17, 3),
@@ -75,5 +78,5 @@ def run(tracks: str, pose_file: str, out: str, params: dict, runtime: Runtime | 
     return {"n_samples": S}
 
 
-def main(args) -> None:
-    run(args.tracks, args.pose, args.output, args.params, Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    run(job.input.tracks, job.input.pose, job.output[0], job.params, job.runtime)

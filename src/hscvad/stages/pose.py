@@ -12,7 +12,11 @@ from ..data import build_dataset
 from ..h5store import read_arrays, write_store
 from ..models.detection import COCO_CLASSES
 from ..models.registry import POSE, Runtime
+from ..settings import DATASET
 from .common import log, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "pose.backend", "pose.min_track_length", "pose.@backend")
 
 
 def person_rows(track_id: np.ndarray, class_id: np.ndarray, min_track_length: int) -> np.ndarray:
@@ -60,6 +64,6 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: st
     return {"n_persons": int(len(rows)), "n_tracks": n_tracks}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.split, args.video, args.input, args.output, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    w = job.wildcards
+    run(w.dataset, job.params["dataset"], w.split, w.video, job.input.tracks, job.output[0], job.params, job.runtime)

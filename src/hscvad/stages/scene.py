@@ -8,7 +8,12 @@ from ..data import build_dataset
 from ..h5store import write_store
 from ..models.registry import SCENE, Runtime
 from ..models.scene import scene_cells
+from ..settings import DATASET
 from .common import log, n_clips, progress
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = (DATASET, "clip_length", "scene.backend", "scene.cell", "scene.frame_stride", "scene.foreground_classes",
+            "scene.@backend")
 
 
 def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, params: dict,
@@ -57,6 +62,6 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, 
     return {"n_clips": C, "dim": int(feat.shape[1])}
 
 
-def main(args) -> None:
-    run(args.dataset, args.params["dataset"], args.split, args.video, args.output, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    w = job.wildcards
+    run(w.dataset, job.params["dataset"], w.split, w.video, job.output[0], job.params, job.runtime)

@@ -17,6 +17,9 @@ import numpy as np
 from ..h5store import atomic_path, read_arrays, write_store
 from .common import log
 
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("seed", "scene_labels")
+
 
 def cluster_scenes(feat: np.ndarray, cfg: dict, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Return (labels 0..K-1, 2-d embedding, info) for scene features (N, D)."""
@@ -112,5 +115,5 @@ def _plot(emb, labels, vidx, path, info) -> None:
     plt.close(fig)
 
 
-def main(args) -> None:
-    run(args.inputs, args.output, args.plot, args.params)
+def main(job) -> None:
+    run(job.input.scenes, job.output.labels, job.output.plot, job.params)

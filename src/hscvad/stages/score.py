@@ -16,9 +16,21 @@ import numpy as np
 
 from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
-from ..hsc.train import load_checkpoint, model_input, score_samples
 from ..models.registry import Runtime
+from ..settings import Derived
 from .common import log, n_clips
+
+
+def _augmentation(config: dict, dataset: str) -> str | None:
+    from ..config import motion_augmentation_mode
+
+    return motion_augmentation_mode(config, dataset)
+
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("streams=datasets.{dataset}.streams", "seed", "hsc.tau", "hsc.feature_norm", "readout=hsc.readout",
+            Derived("motion_augmentation", ("datasets.{dataset}.streams", "motion_augmentation.enabled",
+                                            "motion_augmentation.mode"), _augmentation))
 
 
 def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:
@@ -102,7 +114,7 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
         motion_model: str | None = None) -> dict:
     import torch
 
-    from ..hsc.train import effective_entries, encode
+    from ..hsc.train import effective_entries, encode, load_checkpoint, model_input, score_samples
 
     cfg = params["hsc"]
     readout = params["readout"]
@@ -200,10 +212,12 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
     return result
 
 
-def main(args) -> None:
-    files = {"appearance": (args.train_objects, args.test_objects), "motion": (args.train_motion, args.test_motion),
-             "velocity": (args.train_velocity, args.test_velocity)}
-    streams = {s: {"train": (files[s][0], args.train_scenes), "test": (files[s][1], args.test_scenes)}
-               for s in args.params["streams"]}
-    run(args.model, streams, args.scene_labels, args.output, args.params, Runtime.resolve(args.device, args.threads),
-        plot=args.plot, classifier=args.classifier or None, motion_model=args.motion_model or None)
+def main(job) -> None:
+    i = job.input
+    files = {"appearance": (i.train_objects, i.test_objects), "motion": (i.train_motion, i.test_motion),
+             "velocity": (i.train_velocity, i.test_velocity)}
+    streams = {s: {"train": (files[s][0], i.train_scenes), "test": (files[s][1], i.test_scenes)}
+               for s in job.params["streams"]}
+    run(i.model, streams, i.labels, job.output.scores, job.params, job.runtime, plot=job.output.embedding,
+        classifier=i.classifier[0] if i.classifier else None,
+        motion_model=i.motion_model[0] if i.motion_model else None)

@@ -10,6 +10,9 @@ from pathlib import Path
 from ..evaluation import plots
 from ..h5store import atomic_path
 
+#: the run's benchmark files are its input; no setting changes its result
+SETTINGS = ()
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ["stage", "jobs", "wall_s_total", "wall_s_mean", "wall_s_max", "cpu_s_total", "max_rss_mb"]
@@ -62,5 +65,5 @@ def run(dataset_name: str, bench_dir: str, out_csv: str, out_png: str) -> list[d
     return rows
 
 
-def main(args) -> None:
-    run(args.dataset, args.benchmarks, args.output, args.plot)
+def main(job) -> None:
+    run(job.dataset, job.extra["benchmarks"], job.output.table, job.output.plot)

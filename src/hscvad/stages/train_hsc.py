@@ -8,14 +8,47 @@ joint loop. Nothing here reads a test label.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 
 import numpy as np
 
 from ..features import STREAM_LAYOUT, load_samples, scene_labels_for
 from ..h5store import atomic_path, read_arrays
-from ..hsc.train import StreamData, input_norm, prepare_features, save_checkpoint, standard_stats, train_stream
-from ..models.registry import Runtime
+from ..models.registry import MOTION, Runtime
+from ..settings import Derived
 from .common import log, progress
+
+STREAMS = ("appearance", "motion", "velocity")
+
+
+def _motion_classes(config: dict, dataset: str, streams: list[str]) -> str | int | None:
+    """The motion stream's object classes: the backend's actions, else ``motion.n_classes`` clusters."""
+    if "motion" not in streams:
+        return None
+    return "action" if MOTION.get(config["motion"]["backend"], "motion.backend").has_classes \
+        else config["motion"]["n_classes"]
+
+
+def _settings(streams: Callable[[dict, str], list[str]], reads: tuple[str, ...], own: tuple[str, ...]) -> tuple:
+    """The settings of a training of ``streams(config, dataset)`` (whose keys are ``reads``, or for a
+    fixed list, ``own``: the architectures it reads)."""
+    arch = (*reads, *(f"hsc.architecture.{s}" for s in (own or STREAMS)))
+    return (
+        "seed",
+        Derived("streams", reads, lambda c, d: list(streams(c, d))),
+        # every hsc setting but the read-out (scoring's: changing it must not retrain)
+        *(f"hsc.{k}" for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "tau", "memory_momentum",
+                               "rec_reduction", "feature_norm", "ablation")),
+        Derived("hsc.architecture", arch, lambda c, d: {s: c["hsc"]["architecture"][s] for s in streams(c, d)}),
+        Derived("motion_classes", (*reads, "motion.backend", "motion.n_classes"),
+                lambda c, d: _motion_classes(c, d, streams(c, d))),
+    )
+
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = _settings(lambda c, d: c["datasets"][d]["streams"], ("datasets.{dataset}.streams",), ())
+#: rule retrain_motion (MA-): the motion stream alone, retrained with the augmented samples
+RETRAIN_MOTION_SETTINGS = _settings(lambda c, d: ["motion"], (), ("motion",))
 
 
 def motion_classes(feat: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -44,6 +77,8 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
         params: dict, runtime: Runtime, augmented: str | None = None) -> dict:
     """Train every stream; with ``augmented`` (MA-) the motion stream also learns from the pseudo-normal
     variants, each inheriting the scene label and motion class of the sample it was made from."""
+    from ..hsc.train import StreamData, input_norm, prepare_features, save_checkpoint, standard_stats, train_stream
+
     cfg = params["hsc"]
     seed = int(params["seed"])
     _, sattrs = read_arrays(scenes_file, "scenes")
@@ -100,8 +135,9 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
     return last
 
 
-def main(args) -> None:
-    files = {"appearance": args.objects, "motion": args.motion, "velocity": args.velocity}
-    streams = {s: (files[s], args.scenes) for s in args.params["streams"]}
-    run(streams, args.scene_labels, args.output, args.history, args.params, Runtime.resolve(args.device, args.threads),
-        augmented=args.augmented)
+def main(job) -> None:
+    i = job.input
+    files = {"appearance": i.get("objects", []), "motion": i.get("motion", []), "velocity": i.get("velocity", [])}
+    streams = {s: (files[s], i.scenes) for s in job.params["streams"]}
+    run(streams, i.labels, job.output.model, job.output.history, job.params, job.runtime,
+        augmented=i.get("augmented"))

@@ -16,12 +16,16 @@ import numpy as np
 from ..features import load_samples
 from ..h5store import atomic_path, read_arrays, save_torch
 from ..models.registry import Runtime
-from ..motion.classifier import abnormal_probability, classifier_input, train_classifier
 from .common import log
+
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("seed", "hsc.feature_norm", "motion_augmentation.fallback", "motion_augmentation.classifier")
 
 
 def run(augmented: str, motion_files: list[str], scene_files: list[str], out_model: str, out_history: str,
         params: dict, runtime: Runtime) -> dict:
+    from ..motion.classifier import abnormal_probability, classifier_input, train_classifier
+
     cfg = params["motion_augmentation"]
     norm = params["hsc"]["feature_norm"]
     aug, attrs = read_arrays(augmented, "augmented")
@@ -57,6 +61,6 @@ def run(augmented: str, motion_files: list[str], scene_files: list[str], out_mod
     return info
 
 
-def main(args) -> None:
-    run(args.input, args.motion, args.scenes, args.output, args.history, args.params,
-        Runtime.resolve(args.device, args.threads))
+def main(job) -> None:
+    run(job.input.augmented, job.input.motion, job.input.scenes, job.output.model, job.output.history, job.params,
+        job.runtime)

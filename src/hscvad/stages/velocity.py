@@ -16,6 +16,9 @@ from ..h5store import read_arrays, write_store
 from ..velocity import column_groups, descriptor_names, log_scale, velocity_descriptor
 from .common import log
 
+#: the settings this stage's result depends on (the rule's params; see hscvad.settings)
+SETTINGS = ("clip_length", "velocity")
+
 #: descriptor columns of each part (velocity.parts)
 PARTS = {
     "flow": lambda c: c.startswith(("hist_", "mag", "above_", "fx", "fy")) and "rel" not in c,
@@ -63,5 +66,5 @@ def run(tracks: str, flow: str, out: str, params: dict) -> dict:
     return {"n_samples": S}
 
 
-def main(args) -> None:
-    run(args.tracks, args.flow, args.output, args.params)
+def main(job) -> None:
+    run(job.input.tracks, job.input.flow, job.output[0], job.params)

@@ -1,0 +1,128 @@
+"""One generic entry point for every rule's job.
+
+A rule runs ``script: "../scripts/run_stage.py"``, which hands Snakemake's ``snakemake`` object to
+:func:`from_snakemake`; :func:`run` then calls ``main(job)`` of the rule's stage module
+(:data:`hscvad.settings.RULES`). A job carries the rule's named ``input`` and ``output`` files, its
+``params`` (the declared settings, see :mod:`hscvad.settings`), ``threads``, ``device``,
+``wildcards`` and ``log``. ``hscvad run <rule> ...`` (:mod:`hscvad.cli`) builds the same job by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from .stages.common import LOG_FORMAT, log, setup_logging
+
+
+class Files(list):
+    """A rule's files: a list (in the rule's order) whose named entries are also attributes."""
+
+    def __init__(self, files: list[str] | None = None, named: dict[str, Any] | None = None):
+        super().__init__(files or [])
+        for name, value in (named or {}).items():
+            setattr(self, name, value)
+
+    def get(self, name: str, default=None):
+        return getattr(self, name, default)
+
+
+@dataclass
+class Job:
+    rule: str
+    input: Files = field(default_factory=Files)
+    output: Files = field(default_factory=Files)
+    params: dict[str, Any] = field(default_factory=dict)
+    wildcards: SimpleNamespace = field(default_factory=SimpleNamespace)
+    threads: int = 1
+    device: str = "auto"
+    log: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # other params of the rule (paths, listings)
+
+    @property
+    def runtime(self):
+        from .models.registry import Runtime
+
+        return Runtime.resolve(self.device, self.threads)
+
+    @property
+    def dataset(self) -> str | None:
+        return getattr(self.wildcards, "dataset", None)
+
+
+def _files(namedlist) -> Files:
+    named = {}
+    for name, value in namedlist.items():
+        named[name] = list(value) if isinstance(value, list) else str(value)
+    return Files([str(f) for f in namedlist], named)
+
+
+def from_snakemake(smk) -> Job:
+    """The job of a rule run through ``script:`` (``smk`` is Snakemake's ``snakemake`` object)."""
+    params = dict(smk.params.items())
+    settings = json.loads(params.pop("p")) if "p" in params else {}
+    device = params.pop("device", "auto")
+    return Job(rule=smk.rule, input=_files(smk.input), output=_files(smk.output), params=settings,
+               wildcards=SimpleNamespace(**dict(smk.wildcards.items())), threads=int(smk.threads), device=device,
+               log=str(smk.log[0]) if len(smk.log) else None, extra=params)
+
+
+@contextmanager
+def _job_log(log: str | None):
+    """During a job: stderr (its file descriptor, for native libraries, and ``sys.stderr``, for
+    progress bars) and the log records go to ``log``; yields a stream to the console for the one-line
+    cause of a failure, and puts everything back afterwards (a job run inside a longer process)."""
+    if not log:
+        setup_logging()
+        yield None
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_stderr, console = sys.stderr, os.fdopen(os.dup(2), "w")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield console
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        sys.stderr.close()
+        sys.stderr = saved_stderr
+        console.flush()
+        os.dup2(console.fileno(), 2)
+        console.close()
+
+
+def run(job: Job) -> int:
+    """Run ``job`` with its stage's ``main``: 0 on success; on an error its cause in one line on the
+    console (``hscvad <rule>: error: ...``) and the traceback in the job's log, and 1."""
+    from .settings import stage_module
+
+    with _job_log(job.log) as console:
+        log.info("rule %s, params %s", job.rule, json.dumps(job.params, sort_keys=True))
+        try:
+            stage_module(job.rule).main(job)
+        except Exception as e:
+            cause = f"hscvad {job.rule}: error: {e}"
+            print(cause, file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            if console is not None:
+                print(f"{cause}\n  (traceback in {job.log})", file=console, flush=True)
+            return 1
+    return 0
