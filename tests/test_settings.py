@@ -212,3 +212,28 @@ def test_a_stage_changing_what_it_reads_fails_the_check():
 def test_backend_families_of_the_sections():
     for section in ("detection", "tracking", "appearance", "scene", "pose", "motion", "flow"):
         assert registry_for(section).names(), section
+
+
+def test_every_rule_runs_its_stage_through_the_one_script():
+    """Each rule of rules/*.smk that does work runs scripts/run_stage.py with its own declaration
+    (``P("<rule>")``), and its rule name leads to its stage module (RULES)."""
+    import re
+
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    blocks = re.split(r"\n(?=rule |    rule:)", text)
+    seen = set()
+    for block in blocks[1:]:
+        m = re.match(r"rule (\w+):", block) or re.search(r'name:\s*\n\s*f"(fetch_)\{_name\}"', block)
+        if not m:
+            continue
+        names = [m.group(1)] if m.group(1) != "fetch_" else ["fetch_ped2", "fetch_avenue"]
+        if "script:" not in block and "shell:" not in block:  # an aggregating rule (input only)
+            continue
+        assert "shell:" not in block and '"../scripts/run_stage.py"' in block, names
+        for name in names:
+            assert name in RULES, f"rule {name}: not in hscvad.settings.RULES"
+            seen.add(name)
+        p = re.search(r'p=P\("(\w+)"\)', block)
+        if p:
+            assert p.group(1) == names[0], f"rule {names[0]} passes the params of {p.group(1)}"
+    assert seen == set(RULES), set(RULES) ^ seen
