@@ -7,7 +7,8 @@ Each stage module (``hscvad.stages.<rule>``) has ``SETTINGS``, a tuple of entrie
 - ``"name=path"``: the value at ``path`` placed under ``name`` (``"streams=datasets.{dataset}.streams"``);
 - in a path, ``{dataset}`` is the dataset the job is for and ``@backend`` the key named by the
   section's configured backend (``"appearance.@backend"``: that backend's own block);
-- :class:`Derived`: a value computed from the config by a function, with the keys it reads.
+- :class:`Derived`: a value computed from the config by a function, with the keys it reads (an
+  ``optional`` one is left out of the params when the function returns None: not applicable).
 
 The sections a dataset may override (``datasets.<name>.detection`` etc.) are read with the
 dataset's overrides applied. :func:`hscvad.config.stage_params` turns a declaration into a rule's
@@ -59,6 +60,7 @@ class Derived:
     name: str
     reads: tuple[str, ...]
     fn: Callable[[dict, str], Any]
+    optional: bool = False
 
 
 def stage_module(rule: str):
@@ -108,6 +110,8 @@ def resolve(decl: tuple, config: dict, dataset: str) -> dict[str, Any]:
     for entry in decl:
         if isinstance(entry, Derived):
             name, keys, value = entry.name, [], entry.fn(config, dataset)
+            if value is None and entry.optional:  # not applicable (motion classes without a motion stream)
+                continue
         else:
             name, _, path = entry.rpartition("=")
             keys = expand(path, config, dataset)

@@ -41,7 +41,7 @@ def _settings(streams: Callable[[dict, str], list[str]], reads: tuple[str, ...],
                                "rec_reduction", "feature_norm", "ablation")),
         Derived("hsc.architecture", arch, lambda c, d: {s: c["hsc"]["architecture"][s] for s in streams(c, d)}),
         Derived("motion_classes", (*reads, "motion.backend", "motion.n_classes"),
-                lambda c, d: _motion_classes(c, d, streams(c, d))),
+                lambda c, d: _motion_classes(c, d, streams(c, d)), optional=True),
     )
 
 
