@@ -52,7 +52,7 @@ def test_every_builtin_backend_resolves_and_the_schema_lists_exactly_them():
             assert cls.backend_name == name and callable(cls.from_config)
             assert isinstance(getattr(cls, "uses_gpu", False), bool)
             # the paper's backends (the OpenMMLab module) run in its conda environment, no other does
-            paper = R.BUILTIN_BACKENDS[reg.kind][name].startswith("hscvad.models.openmmlab:")
+            paper = R.BUILTIN_BACKENDS[reg.kind][name].startswith("hscvad.models.openmmlab.")
             assert getattr(cls, "conda_env", None) == ("openmmlab" if paper else None), name
 
 
