@@ -85,12 +85,11 @@ class ByteTrack:
     def __init__(self, high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6,
                  match_threshold=0.8, second_match_threshold=0.5, unconfirmed_match_threshold=0.7,
                  track_buffer=30, fuse_score=True, frame_rate=25.0):
-        self.high = float(high_threshold)
-        self.low = float(low_threshold)
-        self.new = float(new_track_threshold)
-        self.t1 = float(match_threshold)
-        self.t2 = float(second_match_threshold)
-        self.t3 = float(unconfirmed_match_threshold)
+        # detection score thresholds: high, low (second association) and new (to start a track)
+        self.high, self.low, self.new = float(high_threshold), float(low_threshold), float(new_track_threshold)
+        # IoU-cost thresholds of the three associations: confirmed, low-score, unconfirmed tracks
+        self.t1, self.t2, self.t3 = (float(t) for t in (match_threshold, second_match_threshold,
+                                                         unconfirmed_match_threshold))
         self.max_lost = max(1, int(round(frame_rate / 30.0 * track_buffer)))
         self.fuse_score = bool(fuse_score)
         self.kf = KalmanXYAH()
