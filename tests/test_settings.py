@@ -208,12 +208,6 @@ def test_a_stage_changing_what_it_reads_fails_the_check():
     assert resolve(decl, cfg, DATASET) != resolve(decl, base, DATASET)
     assert not _covers(declared_keys(decl, base, DATASET), ["hsc", "tau"])
 
-
-def test_backend_families_of_the_sections():
-    for section in ("detection", "tracking", "appearance", "scene", "pose", "motion", "flow"):
-        assert registry_for(section).names(), section
-
-
 def test_every_rule_runs_its_stage_through_the_one_script():
     """Each rule of rules/*.smk that does work runs scripts/run_stage.py with its own declaration
     (``P("<rule>")``), and its rule name leads to its stage module (RULES)."""

@@ -55,6 +55,8 @@ class ConfigError(ValueError):
 
 #: sections a dataset may override (``datasets.<name>.<section>``), validated merged with the section
 OVERRIDABLE_SECTIONS = ("detection", "tracking")
+#: every section a dataset may override (the evaluation protocols too); read through :func:`section`
+DATASET_SECTIONS = (*OVERRIDABLE_SECTIONS, "evaluation")
 
 
 def load_schema(path: Path | None = None) -> dict:

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-#: config sections a dataset may override under ``datasets.<name>.<section>``
-DATASET_SECTIONS = ("detection", "tracking", "evaluation")
+from .config import DATASET_SECTIONS, section
 
 #: rule -> "stage module" or "stage module:declaration" (default ``SETTINGS``); the rule's code is the module
 RULES: dict[str, str] = {
@@ -77,12 +76,7 @@ def declaration(rule: str) -> tuple:
 
 
 def _section(config: dict, dataset: str, name: str) -> Any:
-    from .config import deep_merge
-
-    value = config[name]
-    if name in DATASET_SECTIONS and isinstance(value, dict):
-        value = deep_merge(value, config["datasets"][dataset].get(name) or {})
-    return value
+    return section(config, dataset, name) if name in DATASET_SECTIONS else config[name]
 
 
 def expand(path: str, config: dict, dataset: str) -> list[str]:

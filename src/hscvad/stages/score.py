@@ -14,23 +14,17 @@ import json
 
 import numpy as np
 
+from ..config import motion_augmentation_mode
 from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
 from ..models.registry import Runtime
 from ..settings import Derived
 from .common import log, n_clips
 
-
-def _augmentation(config: dict, dataset: str) -> str | None:
-    from ..config import motion_augmentation_mode
-
-    return motion_augmentation_mode(config, dataset)
-
-
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
 SETTINGS = ("streams=datasets.{dataset}.streams", "seed", "hsc.tau", "hsc.feature_norm", "readout=hsc.readout",
             Derived("motion_augmentation", ("datasets.{dataset}.streams", "motion_augmentation.enabled",
-                                            "motion_augmentation.mode"), _augmentation))
+                                            "motion_augmentation.mode"), motion_augmentation_mode))
 
 
 def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:

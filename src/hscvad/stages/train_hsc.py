@@ -18,8 +18,6 @@ from ..models.registry import MOTION, Runtime
 from ..settings import Derived
 from .common import log, progress
 
-STREAMS = ("appearance", "motion", "velocity")
-
 
 def _motion_classes(config: dict, dataset: str, streams: list[str]) -> str | int | None:
     """The motion stream's object classes: the backend's actions, else ``motion.n_classes`` clusters."""
@@ -32,7 +30,7 @@ def _motion_classes(config: dict, dataset: str, streams: list[str]) -> str | int
 def _settings(streams: Callable[[dict, str], list[str]], reads: tuple[str, ...], own: tuple[str, ...]) -> tuple:
     """The settings of a training of ``streams(config, dataset)`` (whose keys are ``reads``, or for a
     fixed list, ``own``: the architectures it reads)."""
-    arch = (*reads, *(f"hsc.architecture.{s}" for s in (own or STREAMS)))
+    arch = (*reads, *(f"hsc.architecture.{s}" for s in (own or STREAM_LAYOUT)))
     return (
         "seed",
         Derived("streams", reads, lambda c, d: list(streams(c, d))),
