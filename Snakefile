@@ -22,6 +22,7 @@ include: "rules/motion.smk"
 include: "rules/velocity.smk"
 include: "rules/hsc.smk"
 include: "rules/evaluate.smk"
+include: "rules/shards.smk"
 
 
 # Downloads need a network, which cluster compute nodes often lack: they run where Snakemake runs.

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATASET = "ped2"
 #: settings that configure the run rather than a result: the preset (applied by validate, which fills
 #: the backends), where models run (its own params entry), and the downloads (the fetch rules' params)
-RUN_SETTINGS = ("models", "device", "fetch")
+RUN_SETTINGS = ("models", "device", "fetch", "shards")
 
 
 def _config() -> dict:

@@ -142,6 +142,66 @@ def test_hscvad_run_is_the_job_a_rule_runs(tmp_path, capfd):
     assert capfd.readouterr().err == "after\n"
 
 
+class CountingMeanColour(MeanColour):
+    loads = 0
+
+    @classmethod
+    def from_config(cls, cfg, runtime, key):
+        cls.loads += 1
+        return cls()
+
+
+def test_a_shard_job_runs_its_videos_with_each_model_loaded_once(tmp_path, capfd):
+    """A shard job (rules/shards.smk: several videos per job) writes each video's file exactly as
+    that video's own job does, builds a stateless backend once for all its videos (a tracker anew
+    for each), and names the failing video."""
+    from hscvad import jobs
+    from hscvad.models.registry import TRACKERS, shared_models
+
+    APPEARANCE.register("test_counting")(CountingMeanColour)
+    try:
+        ds = _folder_ds(tmp_path)
+        params = {**PARAMS, "dataset": ds, "appearance": {**PARAMS["appearance"], "backend": "test_counting",
+                                                          "test_counting": {}}}
+        videos = ["b", "blank"]
+        res = tmp_path / "results" / "own"
+        tracks = [str(tmp_path / f"{v}.tracks.h5") for v in videos]
+        single = [str(tmp_path / f"{v}.single.h5") for v in videos]
+        for v, t, o in zip(videos, tracks, single):
+            detect_track.run("own", ds, "test", v, t, params, RT)
+            appearance.run("own", ds, "test", v, t, o, params, RT)
+        outs = [str(res / "objects" / "test" / f"{v}.h5") for v in videos]
+        job = jobs.Job(rule="appearance__shard_own_test_000",
+                       input=jobs.Files([*videos, *tracks], {"video": videos, "tracks": tracks, "weights": []}),
+                       output=jobs.Files(outs), params=params, log=str(tmp_path / "shard.log"))
+        assert [(p.wildcards.dataset, p.wildcards.split, p.wildcards.video, p.input.tracks, p.output[0])
+                for p in jobs.shard_parts(job)] == [("own", "test", v, t, o) for v, t, o in zip(videos, tracks, outs)]
+        CountingMeanColour.loads = 0
+        assert jobs.run(job) == 0
+        assert CountingMeanColour.loads == 1  # the per-video runs above loaded it once each
+        for a, b in zip(single, outs):
+            x, y = read_arrays(a, "objects")[0], read_arrays(b, "objects")[0]
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+        log = (tmp_path / "shard.log").read_text()
+        assert "shard video 1/2: own/test/b" in log and "shard video 2/2: own/test/blank" in log
+        with shared_models():
+            trk = [TRACKERS.build("bytetrack", {}, RT, "tracking") for _ in range(2)]
+            det = [DETECTORS.build("test_bright", {}, RT, "detection") for _ in range(2)]
+        assert trk[0] is not trk[1] and det[0] is det[1]
+        assert DETECTORS.build("test_bright", {}, RT, "detection") is not det[0]  # outside a shard
+        capfd.readouterr()
+        job.input.tracks = [tracks[0], str(tmp_path / "missing.h5")]
+        assert jobs.run(job) == 1
+        console = capfd.readouterr().err
+        assert "hscvad appearance__shard_own_test_000: error:" in console and "(video test/blank)" in console
+        bad = jobs.Job(rule="scene__shard_own_test_000", output=jobs.Files([str(tmp_path / "b.h5")]))
+        with pytest.raises(ValueError, match="is not results/<dataset>/<kind>/<split>/<video>.h5"):
+            jobs.shard_parts(bad)
+        assert jobs.shard_parts(jobs.Job(rule="appearance")) is None
+    finally:
+        APPEARANCE.unregister("test_counting")
+
+
 def test_video_without_any_detection_gives_empty_but_valid_outputs(tmp_path):
     ds = _folder_ds(tmp_path)
     t, o = tmp_path / "t.h5", tmp_path / "o.h5"

@@ -344,6 +344,67 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
         "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
+@REAL
+def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
+    """A shard rule takes the per-video rule's threads and resources, profile overrides included
+    (SLURM's set-threads / set-resources name the per-video rule), its runtime times its videos."""
+    cfg = base_config(tmp_path, p=_subset(tmp_path))
+    cfg["shards"]["appearance"] = 2
+    r = smk(tmp_path, cfg, "-n", "--cores", "4", "--set-threads", "appearance=3", "--set-resources",
+            "appearance:runtime=7", "appearance:mem_mb=1234", "--", "results/p/objects/test/01.h5",
+            "results/p/objects/train/02.h5")
+    assert planned_jobs(r.stdout) == {"detect_track": 4, "appearance__shard_p_test_000": 1,
+                                      "appearance__shard_p_train_000": 1}
+    block = re.split(r"\n\[|Job stats", r.stdout.split("rule appearance__shard_p_test_000:")[1])[0]
+    assert "output: results/p/objects/test/01.h5, results/p/objects/test/02.h5" in block
+    assert "threads: 3" in block and "gpu=1" in block and "runtime=14" in block and "mem_mb=1234" in block
+    assert job_gpu(r.stdout)["detect_track"] == {0}
+    cfg["datasets"]["q"] = {"adapter": "folder", "root": str(tmp_path / "absent")}  # not on disk: no shards
+    assert "appearance__shard_p_test_000" in planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
+
+
+@REAL
+@pytest.mark.e2e
+def test_shards_write_the_per_video_files_of_per_video_jobs(ped2_run, tmp_path):
+    """Several videos per job (config `shards`): the same files, byte for byte in every dataset and
+    attribute, as the per-video jobs; params unchanged; one log per shard naming its videos."""
+    import shutil
+
+    src, cfg, _ = ped2_run
+    work = tmp_path / "shards"
+    shutil.copytree(src, work, symlinks=True)
+    sharded = json.loads(json.dumps(cfg))
+    sharded["shards"].update(detect_track=2, appearance=2, scene=5)
+    res = work / "results" / "ped2sub"
+    kinds = ("tracks", "objects", "scene")
+    for kind in kinds:
+        shutil.rmtree(res / kind)
+    targets = [f"results/ped2sub/{k}/{s}/{v}.h5" for k in kinds for s in ("train", "test") for v in ("01", "02")]
+    r = smk(work, sharded, "-n", *targets)
+    assert planned_jobs(r.stdout) == {f"{stage}__shard_ped2sub_{split}_000": 1 for stage in
+                                      ("detect_track", "appearance", "scene") for split in ("train", "test")}
+    smk(work, sharded, *targets)
+
+    def content(path):
+        out = {}
+        with h5py.File(path) as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes() if isinstance(obj, h5py.Dataset)
+                                                           else None))
+            out["attrs"] = {k: str(v) for k, v in f.attrs.items()}
+        return out
+
+    for target in targets:
+        assert content(work / target) == content(src / target), target
+    log = (res / "logs" / "appearance" / "shards" / "test_000.log").read_text()
+    assert "shard video 1/2: ped2sub/test/01" in log and "shard video 2/2: ped2sub/test/02" in log
+    later = planned_jobs(smk(work, sharded, "-n", "results/ped2sub/auc.json").stdout)  # the new files' readers
+    assert "train_hsc" in later and set(later) <= {"scene_labels", "train_hsc", "score", "explain", "evaluate"}
+    # back to one job per video: the shards' params are the per-video jobs' (only Snakemake's input
+    # trigger, as a shard read all its videos' inputs, would rerun them)
+    r = smk(work, cfg, "-n", "--rerun-triggers", "mtime", "params", "--", *targets)
+    assert planned_jobs(r.stdout) == {}, r.stdout
+
+
 def _avenue_layout(root: Path) -> None:
     """CUHK Avenue's layout: training_videos/NN.avi, testing_videos/NN.avi, frame masks."""
     import numpy as np

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ class Files(list):
 
     def __init__(self, files: list[str] | None = None, named: dict[str, Any] | None = None):
         super().__init__(files or [])
+        self.names = list(named or {})
         for name, value in (named or {}).items():
             setattr(self, name, value)
 
@@ -109,17 +111,63 @@ def _job_log(log: str | None):
         console.close()
 
 
+#: inputs of a per-video rule that are the same for every video: a shard rule lists them once
+SHARED_INPUTS = ("weights",)
+
+#: the name of a shard rule (rules/shards.smk): ``<per-video rule>__shard_<dataset>_<split>_<index>``
+SHARD_RULE = re.compile(r"^(?P<rule>[a-z_]+?)__shard_\w+$")
+
+
+def shard_parts(job: Job) -> list[Job] | None:
+    """The per-video jobs of a shard job (None for any other job), in its videos' order: each with
+    its video's output file, wildcards read from that file's path (``results/<dataset>/<kind>/<split>/
+    <video>.h5``, the per-video rules' layout), and of every named input the entry of its video (a
+    shard rule lists each per-video input once per video, in the outputs' order; the inputs in
+    :data:`SHARED_INPUTS` are passed whole)."""
+    m = SHARD_RULE.match(job.rule)
+    if not m:
+        return None
+    parts = []
+    for i, out in enumerate(job.output):
+        path = Path(out)
+        if len(path.parts) < 4 or path.parts[-2] not in ("train", "test") or path.suffix != ".h5":
+            raise ValueError(f"shard rule {job.rule}: output {out} is not results/<dataset>/<kind>/<split>/<video>.h5")
+        named = {}
+        for name in job.input.names:
+            value = job.input.get(name)
+            named[name] = value if name in SHARED_INPUTS else value[i]
+        flat = [f for v in named.values() for f in (v if isinstance(v, list) else [v])]
+        wildcards = SimpleNamespace(dataset=path.parts[-4], split=path.parts[-2], video=path.stem)
+        parts.append(Job(rule=m["rule"], input=Files(flat, named), output=Files([out]), params=job.params,
+                         wildcards=wildcards, threads=job.threads, device=job.device, log=job.log, extra=job.extra))
+    return parts
+
+
 def run(job: Job) -> int:
     """Run ``job`` with its stage's ``main``: 0 on success; on an error its cause in one line on the
-    console (``hscvad <rule>: error: ...``) and the traceback in the job's log, and 1."""
+    console (``hscvad <rule>: error: ...``) and the traceback in the job's log, and 1. A shard job
+    (:func:`shard_parts`) runs its videos in turn in this process, with each model loaded once
+    (:func:`hscvad.models.registry.shared_models`); the first failing video stops it."""
+    from .models.registry import shared_models
     from .settings import stage_module
 
     with _job_log(job.log) as console:
         log.info("rule %s, params %s", job.rule, json.dumps(job.params, sort_keys=True))
+        where = ""
         try:
-            stage_module(job.rule).main(job)
+            parts = shard_parts(job)
+            if parts is None:
+                stage_module(job.rule).main(job)
+            else:
+                main = stage_module(parts[0].rule).main
+                with shared_models():
+                    for k, part in enumerate(parts, 1):
+                        w = part.wildcards
+                        log.info("shard video %d/%d: %s/%s/%s", k, len(parts), w.dataset, w.split, w.video)
+                        where = f" (video {w.split}/{w.video})"
+                        main(part)
         except Exception as e:
-            cause = f"hscvad {job.rule}: error: {e}"
+            cause = f"hscvad {job.rule}: error: {e}{where}"
             print(cause, file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
             if console is not None:

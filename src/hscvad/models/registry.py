@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +79,9 @@ class Registry:
     """Backend name -> class for one stage family: the built-in table (imported lazily) plus
     classes registered at run time with :meth:`register` (plug-ins, test stand-ins)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, stateless: bool = True):
         self.kind = kind
+        self.stateless = stateless  # a built backend may serve several videos (shared_models)
         self._items: dict[str, type] = {}
         self._lazy: dict[str, str] = dict(BUILTIN_BACKENDS.get(kind, {}))
 
@@ -118,12 +121,38 @@ class Registry:
         return sorted(set(self._items) | set(self._lazy))
 
     def build(self, name: str, cfg: dict[str, Any], runtime: Runtime, key: str) -> Any:
+        """The backend ``name`` built from its config section ``cfg``; inside :func:`shared_models`
+        (a shard job: several videos in one process) a stateless backend built before with the same
+        class, settings and runtime is returned again instead of being loaded a second time."""
         cls = self.get(name, key)
-        return cls.from_config(cfg, runtime, key=f"{key}.{name}" if key else name)
+        full_key = f"{key}.{name}" if key else name
+        if _shared is None or not self.stateless:
+            return cls.from_config(cfg, runtime, key=full_key)
+        ident = (self.kind, cls, full_key, runtime, json.dumps(cfg, sort_keys=True, default=str))
+        if ident not in _shared:
+            _shared[ident] = cls.from_config(cfg, runtime, key=full_key)
+        return _shared[ident]
+
+
+#: the backends built so far inside :func:`shared_models` (None outside it)
+_shared: dict[tuple, Any] | None = None
+
+
+@contextmanager
+def shared_models():
+    """Within this block every registry whose backends are stateless builds each configured backend
+    once and hands the same object to later builds (a shard job runs its videos' stage code in turn:
+    the model loads once per shard). Trackers carry per-video state and are always built anew."""
+    global _shared
+    outer, _shared = _shared, ({} if _shared is None else _shared)
+    try:
+        yield
+    finally:
+        _shared = outer
 
 
 DETECTORS = Registry("detector")
-TRACKERS = Registry("tracker")
+TRACKERS = Registry("tracker", stateless=False)  # a tracker holds the tracks of one video
 APPEARANCE = Registry("appearance")
 SCENE = Registry("scene")
 POSE = Registry("pose")
