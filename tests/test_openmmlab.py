@@ -49,8 +49,14 @@ def test_yolov3_detects_on_a_frame_and_in_a_batch(frame):
     assert isinstance(d, Detections)
     assert d.boxes.dtype == np.float32 and d.boxes.shape[1:] == (4,) and len(d.scores) == len(d.classes)
     assert d.classes.dtype == np.int64 and (d.classes < 80).all()
-    both = det.detect_batch([frame, frame[:, ::-1].copy()])
-    assert len(both) == 2 and all(isinstance(x, Detections) for x in both)
+    frames = [frame, frame[:, ::-1].copy(), np.roll(frame, 17, axis=0)]
+    batched = det.detect_batch(frames)
+    assert len(batched) == 3 and all(isinstance(x, Detections) for x in batched)
+    for f, b in zip(frames, batched):  # a batch gives each frame the boxes it gets alone
+        one = det.detect(f)
+        assert len(one.boxes) == len(b.boxes) > 0
+        assert np.allclose(one.boxes, b.boxes, atol=1e-3) and np.allclose(one.scores, b.scores, atol=1e-5)
+        assert (one.classes == b.classes).all()
 
 
 @pytest.mark.parametrize("backend", ["mmdet_bytetrack", "mmdet_ocsort"])

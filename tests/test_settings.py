@@ -20,7 +20,8 @@ from hscvad.settings import RULES, Derived, declaration, declared_keys, declared
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "ped2"
 #: settings that configure the run rather than a result: the preset (applied by validate, which fills
-#: the backends), where models run (its own params entry), and the downloads (the fetch rules' params)
+#: the backends), where models run (its own params entry), the downloads (the fetch rules' params), and
+#: the videos per job (the same files either way; tests/test_workflow.py)
 RUN_SETTINGS = ("models", "device", "fetch", "shards")
 
 

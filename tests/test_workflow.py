@@ -360,7 +360,8 @@ def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     assert "threads: 3" in block and "gpu=1" in block and "runtime=14" in block and "mem_mb=1234" in block
     assert job_gpu(r.stdout)["detect_track"] == {0}
     cfg["datasets"]["q"] = {"adapter": "folder", "root": str(tmp_path / "absent")}  # not on disk: no shards
-    assert "appearance__shard_p_test_000" in planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
+    jobs = planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
+    assert "appearance__shard_p_test_000" in jobs
 
 
 @REAL
