@@ -2,6 +2,10 @@
 
     python bench/ped2_pipeline.py                 # fresh run in a temporary work folder
     python bench/ped2_pipeline.py --summarise .   # figures of an existing run in ./results/ped2
+    python bench/ped2_pipeline.py --revisions 10be308 HEAD   # whole runs of git revisions, one after
+                                                             # the other, wall times and AUCs side by side
+
+(10be308: the code issue 12 measured, before the velocity stream and 224 px appearance crops.)
 
 Prints the wall time of the whole run and, from Snakemake's benchmark files, per stage: summed job
 seconds, frames/s of detect + track, object samples/s and crops/s of the appearance stage, frames/s
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,13 +85,60 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
     ped2_streams.table(res)
 
 
+def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "auc.json") -> dict:
+    """The README's main command on a fresh checkout of git revision ``rev`` (its own Snakefile,
+    code and config.yaml; this checkout's resources/ linked in, this interpreter): wall time and the
+    micro AUCs of its auc.json."""
+    work = Path(tempfile.mkdtemp(prefix=f"hscvad-bench-{rev}-"))
+    tree = work / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    try:
+        commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        (tree / "resources").symlink_to((REPO / "resources").resolve())
+        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q", "--", f"results/{dataset}/{target}"]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, cwd=tree, env=env)
+        wall = time.perf_counter() - t0
+        if r.returncode:
+            raise SystemExit(f"revision {rev}: snakemake failed ({r.returncode}); work folder kept: {tree}")
+        auc_file = tree / "results" / dataset / "auc.json"
+        auc = json.loads(auc_file.read_text()) if auc_file.exists() else {}
+        prot = auc.get("protocols", {})
+        return {"rev": rev, "commit": commit, "wall": wall,
+                **{p: prot.get(p, {}).get("micro_auc") for p in ("reference", "strict")}}
+    finally:
+        if not keep:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def fmt(x) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else "-"
+
+
+def compare_revisions(revs: list[str], dataset: str, cores: int, keep: bool) -> None:
+    rows = [run_revision(rev, dataset, cores, keep) for rev in revs]
+    print(f"# {dataset}: the README's main command on fresh checkouts, one after the other, {cores} cores")
+    print(f"{'revision':<12}{'commit':<10}{'wall s':>9}{'ratio':>8}{'reference':>11}{'strict':>9}")
+    for r in rows:
+        print(f"{r['rev']:<12}{r['commit']:<10}{r['wall']:>9.1f}{r['wall'] / rows[0]['wall']:>8.3f}"
+              f"{fmt(r['reference']):>11}{fmt(r['strict']):>9}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--summarise", type=Path, help="only summarise the run in this work folder")
     ap.add_argument("--dataset", default="ped2")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    ap.add_argument("--revisions", nargs="+", help="run these git revisions' pipelines and compare them")
     args = ap.parse_args()
+    if args.revisions:
+        compare_revisions(args.revisions, args.dataset, args.cores, args.keep)
+        return 0
     if args.summarise:
         summarise(args.summarise, args.dataset, None)
         return 0

@@ -21,6 +21,18 @@ from hscvad.data.check import how_to_get  # noqa: E402
 from hscvad.data.manifest import write_manifest  # noqa: E402
 
 
+def run_job(rule, input, output, params, wildcards, threads, log):
+    """The body of a `run:` rule: the same job as scripts/run_stage.py runs (hscvad.jobs)."""
+    from types import SimpleNamespace
+
+    from hscvad.jobs import from_snakemake, run
+
+    smk = SimpleNamespace(rule=rule, input=input, output=output, params=params, wildcards=wildcards,
+                          threads=threads, log=log)
+    if run(from_snakemake(smk)):
+        raise RuntimeError(f"rule {rule} failed (its cause is printed above; traceback in {log[0]})")
+
+
 def stop(message):
     """A data or configuration error found while planning the jobs: the message alone, no traceback
     (SystemExit also passes through Snakemake's input-function wrapper; the exit status is 1)."""

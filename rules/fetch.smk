@@ -1,4 +1,11 @@
 # Downloads for users with a network: published weights and the Ped2 and Avenue archives, checksums verified.
+# These rules use `run:`, not `script:` like the others: Snakemake 9 reruns a `script:` rule whose
+# outputs are older than its script, and a rerun first deletes the outputs. A fresh clone's
+# scripts/run_stage.py is newer than weights or a dataset placed by hand (or linked from a shared
+# folder), which would then be deleted and downloaded again, or lost without a network. A `run:`
+# rule reruns only when its output is missing or its params change (the URL or checksum). For the
+# same reason they have no `benchmark:`: a benchmark file counts as an output, so weights or a dataset
+# placed by hand, without one, would be deleted and fetched again when the rule is named as a target.
 
 import json as _json
 import re as _re
@@ -11,14 +18,10 @@ rule fetch_model:
         p=lambda w: _json.dumps({"item": config["fetch"]["models"][w.model_file]}),
     log:
         "resources/logs/fetch_model/{model_file}.log",
-    benchmark:
-        "resources/benchmarks/fetch_model/{model_file}.tsv"
     wildcard_constraints:
         model_file="|".join(_re.escape(m) for m in config["fetch"].get("models", {})) or "NONE",
-    conda:
-        "../envs/fetch.yaml"
-    script:
-        "../scripts/run_stage.py"
+    run:
+        run_job(rule, input, output, params, wildcards, threads, log)
 
 
 rule fetch_models:
@@ -38,9 +41,5 @@ for _name in ("ped2", "avenue"):
             p=_json.dumps({"item": config["fetch"].get(_name, {})}),
         log:
             f"resources/logs/fetch_{_name}.log",
-        benchmark:
-            f"resources/benchmarks/fetch_{_name}.tsv"
-        conda:
-            "../envs/fetch.yaml"
-        script:
-            "../scripts/run_stage.py"
+        run:
+            run_job(rule, input, output, params, wildcards, threads, log)

@@ -112,6 +112,28 @@ def test_missing_weights_names_key_and_path(tmp_path):
     assert "scene.deeplabv3_voc.weights: weights file not found" in out and "missing_seg.onnx" in out
 
 
+@REAL
+def test_weights_and_datasets_in_place_are_never_fetched_again(tmp_path):
+    """Weights and a dataset placed by hand (or linked from a shared folder), older than this
+    checkout's scripts: no download is scheduled, so Snakemake never deletes them to redo it."""
+    import os
+    import shutil
+
+    cfg = base_config(tmp_path, ped2=_subset(tmp_path))
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    name = "deeplabv3_mobilenetv2_voc_257.onnx"
+    shutil.copy(MODELS / name, models / name)
+    cfg["scene"]["deeplabv3_voc"]["weights"] = f"resources/models/{name}"
+    old = 946684800  # 2000-01-01, older than any checkout's scripts/run_stage.py
+    for path in (models / name, Path(cfg["datasets"]["ped2"]["root"])):
+        os.utime(path, (old, old))
+    r = smk(tmp_path, cfg, "-n", "results/ped2/scene/test/01.h5", "fetch_ped2")
+    assert planned_jobs(r.stdout) == {"scene": 1}, r.stdout
+    (models / name).unlink()  # a missing file is the download's job
+    assert "fetch_model" in planned_jobs(smk(tmp_path, cfg, "-n", "results/ped2/scene/test/01.h5").stdout)
+
+
 def _subset(tmp: Path) -> dict:
     """Two training and two test Ped2 videos, linked in the frames layout, with their official labels."""
     root = tmp / "ped2sub"
