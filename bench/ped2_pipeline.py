@@ -85,6 +85,17 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
     ped2_streams.table(res)
 
 
+def link_resources(work: Path) -> None:
+    """``work/resources/<folder>/<entry>``: a link to each weights file and dataset of this
+    checkout's resources/, so that a run that deletes an output it means to fetch again (an older
+    revision's download rules) removes only the link, never the file."""
+    for folder in (REPO / "resources").resolve().iterdir():
+        if folder.is_dir():
+            (work / "resources" / folder.name).mkdir(parents=True)
+            for entry in folder.iterdir():
+                (work / "resources" / folder.name / entry.name).symlink_to(entry.resolve())
+
+
 def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "auc.json") -> dict:
     """The README's main command on a fresh checkout of git revision ``rev`` (its own Snakefile,
     code and config.yaml; this checkout's resources/ linked in, this interpreter): wall time and the
@@ -96,13 +107,14 @@ def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "
     try:
         commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()
-        (tree / "resources").symlink_to((REPO / "resources").resolve())
+        link_resources(tree)
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
         cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q", "--", f"results/{dataset}/{target}"]
         t0 = time.perf_counter()
         r = subprocess.run(cmd, cwd=tree, env=env)
         wall = time.perf_counter() - t0
         if r.returncode:
+            keep = True
             raise SystemExit(f"revision {rev}: snakemake failed ({r.returncode}); work folder kept: {tree}")
         auc_file = tree / "results" / dataset / "auc.json"
         auc = json.loads(auc_file.read_text()) if auc_file.exists() else {}
@@ -148,7 +160,7 @@ def main() -> int:
         print(f"dataset root {root} missing: run scripts/setup.sh first", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="hscvad-bench-"))
-    (work / "resources").symlink_to((REPO / "resources").resolve())
+    link_resources(work)
     shutil.copy(REPO / "config.yaml", work / "config.yaml")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
            f"results/{args.dataset}/auc.json", "--cores", str(args.cores), "--resources", "gpu=1", "-q"]
