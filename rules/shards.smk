@@ -70,7 +70,7 @@ def shard_resources(stage, name, split, chunk):
         if key == "_cores":
             threads = res.value if not res.is_evaluable() else 1
         elif key == "gpu":
-            resources[key] = res._evaluator(wc) if res.is_evaluable() else res.value
+            resources[key] = res.evaluate(wc).value if res.is_evaluable() else res.value
         elif key not in ("_nodes", "tmpdir") and not res.is_evaluable():
             resources[key] = res.value * len(chunk) if key == "runtime" else res.value
     return threads, resources
