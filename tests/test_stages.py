@@ -161,9 +161,10 @@ def test_a_shard_job_runs_its_videos_with_each_model_loaded_once(tmp_path, capfd
     APPEARANCE.register("test_counting")(CountingMeanColour)
     try:
         ds = _folder_ds(tmp_path)
+        write_frames(tmp_path / "own" / "test" / "c", 9)  # b and c hold objects, blank none
         params = {**PARAMS, "dataset": ds, "appearance": {**PARAMS["appearance"], "backend": "test_counting",
                                                           "test_counting": {}}}
-        videos = ["b", "blank"]
+        videos = ["b", "blank", "c"]
         res = tmp_path / "results" / "own"
         tracks = [str(tmp_path / f"{v}.tracks.h5") for v in videos]
         single = [str(tmp_path / f"{v}.single.h5") for v in videos]
@@ -178,19 +179,19 @@ def test_a_shard_job_runs_its_videos_with_each_model_loaded_once(tmp_path, capfd
                 for p in jobs.shard_parts(job)] == [("own", "test", v, t, o) for v, t, o in zip(videos, tracks, outs)]
         CountingMeanColour.loads = 0
         assert jobs.run(job) == 0
-        assert CountingMeanColour.loads == 1  # the per-video runs above loaded it once each
+        assert CountingMeanColour.loads == 1  # the per-video runs above loaded it for b and c each
         for a, b in zip(single, outs):
             x, y = read_arrays(a, "objects")[0], read_arrays(b, "objects")[0]
             assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
         log = (tmp_path / "shard.log").read_text()
-        assert "shard video 1/2: own/test/b" in log and "shard video 2/2: own/test/blank" in log
+        assert "shard video 1/3: own/test/b" in log and "shard video 3/3: own/test/c" in log
         with shared_models():
             trk = [TRACKERS.build("bytetrack", {}, RT, "tracking") for _ in range(2)]
             det = [DETECTORS.build("test_bright", {}, RT, "detection") for _ in range(2)]
         assert trk[0] is not trk[1] and det[0] is det[1]
         assert DETECTORS.build("test_bright", {}, RT, "detection") is not det[0]  # outside a shard
         capfd.readouterr()
-        job.input.tracks = [tracks[0], str(tmp_path / "missing.h5")]
+        job.input.tracks = [tracks[0], str(tmp_path / "missing.h5"), tracks[2]]
         assert jobs.run(job) == 1
         console = capfd.readouterr().err
         assert "hscvad appearance__shard_own_test_000: error:" in console and "(video test/blank)" in console
