@@ -53,6 +53,12 @@ def table(results: Path) -> None:
         print(f"| {s} | {_f(p['reference']['micro_auc'])} / {_f(p['reference']['macro_auc'])} | "
               f"{_f(p['strict']['micro_auc'])} / {_f(p['strict']['macro_auc'])} | "
               f"{_f(p['strict_unsmoothed']['micro_auc'])} | {_f(o.get('hsc'))} / {_f(o.get('knn_1'))} | {t} |")
+    fused = auc["protocols"]
+    print(f"reference fusion: {fused['reference'].get('fusion')}")
+    for k, r in fused.items():
+        if k.startswith("reference_fusion_"):
+            print(f"  the other reference fusion ({r['fusion']}): "
+                  f"micro {_f(r['micro_auc'])} / macro {_f(r['macro_auc'])}")
     if loc.get("available"):
         print(f"RBDC {_f(loc['rbdc'])}, TBDC {_f(loc['tbdc'])} ({loc['n_regions']} regions, {loc['n_tracks']} tracks); "
               f"parse coverage {_f(loc['parse_coverage'])} ({loc['n_abnormal_clips_covered']} of "

@@ -55,6 +55,29 @@ def test_reference_protocol_drops_tail_frames_and_crosses_borders():
     assert scores[1][0] > scores[1][-1]
 
 
+def test_reference_fusion_in_training_units_weights_streams_by_their_normal_spread():
+    # stream a separates the abnormal frames 4-5 by 20 training stds, but its one huge score (100)
+    # squeezes min-max's scale, so that frame 4 rises by only 0.02 of the range; stream b is noise
+    # over its whole range. Equal weights let b's noise decide; in training units a's margin of 20
+    # stds outweighs b's noise of at most 2.
+    a = np.array([1.0, 1.1, 1.0, 1.2, 3.0, 100.0, 1.1, 1.0])
+    b = np.array([1.0, 3.0, 2.0, 3.0, 2.0, 1.5, 2.5, 1.0])
+    raw = {"a": [a], "b": [b]}
+    units = {"a": 0.1, "b": 1.0}
+    assert np.allclose(P.reference_minmax(a, 0.1), (a - 1.0) / 0.1)
+    equal, _ = P.reference_protocol(raw, 8, window=2, sigma=1.0)  # window 2: no smoothing
+    spread, _ = P.reference_protocol(raw, 8, window=2, sigma=1.0, units=units)
+    assert np.allclose(spread[0], ((a - 1.0) / 0.1 + (b - 1.0) / 1.0) / 2)
+    assert np.allclose(equal[0], ((a - 1.0) / 99.0 + (b - 1.0) / 2.0) / 2)
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 0])
+    assert P.micro_auc(spread, [y]) == 1.0
+    assert P.micro_auc(equal, [y]) < 0.8
+    # one stream: units only rescale, so its scores are plain min-max's times a constant
+    one, _ = P.reference_protocol({"a": [a]}, 8, window=2, sigma=1.0, units={"a": 0.1})
+    alone, _ = P.reference_protocol({"a": [a]}, 8, window=2, sigma=1.0)
+    assert np.allclose(one[0] * 0.1, alone[0] * 99.0)
+
+
 def test_strict_protocol_uses_training_stats_and_stays_within_videos():
     raw = {"appearance": [np.full(20, 10.0), np.r_[np.full(10, np.nan), np.full(10, 2.0)]]}
     stats = {"appearance": {"mean": 2.0, "std": 2.0, "min": 0.0}}

@@ -206,6 +206,7 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert loc["n_abnormal_clips"] == 9 + 7 and loc["parse_coverage"] > 0.5
     assert loc["object_auc"]["appearance"]["n_positive"] > 0 and loc["object_auc"]["appearance"]["knn_1"] is not None
     assert auc["readout"]["appearance"]["train_holdout"] == "video" and auc["fusion"]["weights"] == {"appearance": 1.0}
+    assert not [p for p in auc["protocols"] if p.startswith("reference_fusion_")]  # one stream: nothing to fuse
     assert sorted(p.name for p in (res / "plots" / "explain").glob("*.png")) == ["01.png", "02.png"]
     top = (res / "explain" / "top_objects.csv").read_text().splitlines()
     assert len(top) == 1 + 2 * 10 and top[0].endswith("raw_appearance,z_appearance")
@@ -344,6 +345,14 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
     auc = json.loads((res / "auc.json").read_text())
     assert set(auc["streams"]) == {"appearance", "velocity", "fused"}
     assert auc["fusion"]["weights"] == {"appearance": 0.5, "velocity": 0.5}
+    # the reference protocol fuses in units of each stream's training spread; the public code's
+    # equal weights are reported beside it
+    assert auc["fusion"]["reference"] == "training_spread"
+    stds = {s: auc["train_score_stats"][s]["std"] for s in ("appearance", "velocity")}
+    assert auc["fusion"]["reference_units"] == stds
+    assert "training std" in auc["protocols"]["reference"]["fusion"]
+    assert auc["protocols"]["reference_fusion_equal"]["micro_auc"] is not None
+    assert auc["protocols"]["reference_fusion_equal"]["n_frames"] == auc["protocols"]["reference"]["n_frames"]
     assert auc["localisation"]["object_auc"]["velocity"]["hsc"] is not None
     with h5py.File(res / "velocity" / "test" / "01.h5") as f, h5py.File(res / "objects" / "test" / "01.h5") as g:
         assert f.attrs["stage"] == "velocity" and f["feature"].shape[1] == 32

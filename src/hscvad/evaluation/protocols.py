@@ -6,9 +6,13 @@ and return one fused score per frame.
 reference (the public HSC code, to compare with the paper's table):
   each video keeps only its first floor(n / T) * T frames; clips without objects score 0; each
   stream is min-max normalised over the whole test set using its positive scores (negatives -> 0);
-  streams are fused with equal weights; the concatenation of all test videos is smoothed with
-  the reference's Gaussian (support 1..window-1, centre at its (len // 2 - 1)-th value, edges
-  padded by copying the first / last len // 2 scores), crossing video borders.
+  streams are fused with equal weights (the public code), or, given each stream's spread over its
+  training samples' scores (`units`), as the mean of (score - test minimum) / spread: the same
+  min-max map with each stream weighted by its test range over its training spread, so that every
+  stream counts in units of its variation over normal data, as in the strict protocol; the
+  concatenation of all test videos is smoothed with the reference's Gaussian (support
+  1..window-1, centre at its (len // 2 - 1)-th value, edges padded by copying the first / last
+  len // 2 scores), crossing video borders.
 
 strict (no choice made on test data or labels):
   every frame is scored; each stream is standardised with the mean and standard deviation of the
@@ -39,13 +43,17 @@ def reference_smooth(x: np.ndarray, window: int, sigma: float) -> np.ndarray:
     return out[: len(x)] if len(out) >= len(x) else np.pad(out, (0, len(x) - len(out)), mode="edge")
 
 
-def reference_minmax(x: np.ndarray) -> np.ndarray:
+def reference_minmax(x: np.ndarray, unit: float | None = None) -> np.ndarray:
+    """Min-max over the positive scores; with `unit`, (x - min) / unit instead of / (max - min)."""
     x = np.asarray(x, np.float64)
     pos = x[x > 0]
     if len(pos) == 0:
         return np.zeros_like(x)
     lo, hi = pos.min(), pos.max()
-    out = (x - lo) / (hi - lo) if hi > lo else np.where(x > 0, 1.0, 0.0)
+    if unit is not None and unit > 0:
+        out = (x - lo) / unit
+    else:
+        out = (x - lo) / (hi - lo) if hi > lo else np.where(x > 0, 1.0, 0.0)
     return np.where(out < 0, 0.0, out)
 
 
@@ -58,8 +66,13 @@ def strict_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def reference_protocol(raw: dict[str, list[np.ndarray]], clip_length: int, window: int, sigma: float,
-                       weights: dict[str, float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Returns (fused smoothed scores per video, kept-frame index per video)."""
+                       weights: dict[str, float] | None = None, units: dict[str, float] | None = None,
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Returns (fused smoothed scores per video, kept-frame index per video).
+
+    units: per stream, the spread of its training samples' scores; each stream then enters as
+    (score - test minimum) / unit (see the module docstring). None: the public code's min-max.
+    """
     streams = list(raw)
     n_videos = len(raw[streams[0]])
     keep = [np.arange((len(raw[streams[0]][v]) // clip_length) * clip_length) for v in range(n_videos)]
@@ -69,7 +82,8 @@ def reference_protocol(raw: dict[str, list[np.ndarray]], clip_length: int, windo
     for s in streams:
         cat = np.concatenate([np.nan_to_num(raw[s][v][keep[v]], nan=0.0) for v in range(n_videos)])
         w = (weights or {}).get(s, 1.0)
-        fused = fused + w * reference_smooth(reference_minmax(cat), window, sigma)
+        unit = None if units is None else float(units[s])
+        fused = fused + w * reference_smooth(reference_minmax(cat, unit), window, sigma)
         wsum += w
     fused = np.asarray(fused) / wsum
     return list(np.split(fused, np.cumsum(lengths)[:-1])), keep

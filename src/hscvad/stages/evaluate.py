@@ -20,6 +20,13 @@ from ..settings import DATASET, Derived
 from .common import log
 
 #: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
+#: evaluation.reference.fusion: how the reference protocol fuses its min-max-normalised streams
+REFERENCE_FUSIONS = {
+    "training_spread": "mean over streams of (score - test minimum) / std of the stream's training samples' scores "
+                       "(min-max, each stream weighted by its test range over its training std)",
+    "equal": "equal-weight mean of the min-max-normalised streams (the public code's 0.5/0.5)",
+}
+REFERENCE_DEFAULTS = {"fusion": "training_spread"}
 LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
 
 
@@ -28,6 +35,7 @@ def _evaluation(config: dict, dataset: str) -> dict:
 
     ev = section(config, dataset, "evaluation")
     ev["localisation"] = {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})}
+    ev["reference"] = {**REFERENCE_DEFAULTS, **ev.get("reference", {})}
     return ev
 
 
@@ -43,7 +51,7 @@ def _describe(params: dict, T: int) -> dict[str, dict]:
             "frames": f"each video's first floor(n/{T})*{T} frames (the rest dropped)",
             "normalisation": "min-max over all test frames (positive scores), per stream; clips without objects 0",
             "smoothing": f"reference Gaussian, window {ref['window']}, sigma {ref['sigma']}, across video borders",
-            "fusion": "equal-weight mean of streams",
+            "fusion": REFERENCE_FUSIONS[ref["fusion"]],
         },
         "strict": {
             "frames": "every frame",
@@ -63,15 +71,30 @@ def _aucs(scores, labels):
     return {"micro_auc": mi, "macro_auc": ma, "n_videos_macro": nv}
 
 
+def _reference(raw, stats, T, ev, fusion):
+    units = {s: stats[s]["std"] for s in raw} if fusion == "training_spread" else None
+    return reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]), units=units)
+
+
 def evaluate_streams(raw, stats, labels, T, params):
+    """AUCs of the fused streams under each protocol. With more than one stream, the reference
+    protocol is also computed with the fusion not configured (key reference_fusion_<name>)."""
     ev = params["evaluation"]
-    ref_scores, keep = reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]))
+    fusion = ev["reference"]["fusion"]
+    ref_scores, keep = _reference(raw, stats, T, ev, fusion)
     strict_scores = strict_protocol(raw, stats, float(ev["strict"]["sigma"]))
     ref_labels = [y[k] for y, k in zip(labels, keep)] if labels is not None else None
+    n_ref = int(sum(len(k) for k in keep))
     res = {
-        "reference": {**_aucs(ref_scores, ref_labels), "n_frames": int(sum(len(k) for k in keep))},
+        "reference": {**_aucs(ref_scores, ref_labels), "n_frames": n_ref},
         "strict": {**_aucs(strict_scores, labels), "n_frames": int(sum(len(s) for s in strict_scores))},
     }
+    if len(raw) > 1:
+        for other in REFERENCE_FUSIONS:
+            if other != fusion:
+                alt, _ = _reference(raw, stats, T, ev, other)
+                res[f"reference_fusion_{other}"] = {**_aucs(alt, ref_labels), "n_frames": n_ref,
+                                                    "fusion": REFERENCE_FUSIONS[other]}
     unsmoothed = strict_protocol(raw, stats, 0.0)
     res["strict_unsmoothed"] = {**_aucs(unsmoothed, labels), "n_frames": res["strict"]["n_frames"]}
     return res, ref_scores, keep, strict_scores
@@ -236,7 +259,10 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         "train_score_stats": stats,
         "fusion": {"streams": streams, "weights": {s: 1.0 / len(streams) for s in streams},
                    "statistics": "strict: each stream's mean and std of its training samples' scores (leave-one-"
-                                 "video-out, train_score_stats); reference: min-max over the test set"},
+                                 "video-out, train_score_stats); reference: min-max over the test set",
+                   "reference": params["evaluation"]["reference"]["fusion"],
+                   "reference_units": ({s: stats[s]["std"] for s in streams}
+                                       if params["evaluation"]["reference"]["fusion"] == "training_spread" else None)},
         "readout": readout,
         "localisation": loc,
         **_dataset_check(dataset_check),
