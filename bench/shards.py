@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from hscvad.config import stage_params, validate  # noqa: E402
+from hscvad.h5store import contents  # noqa: E402
 
 #: per-video stages and the per-video input files they read besides the video (results/<ds>/<dir>)
 INPUTS = {"detect_track": {}, "appearance": {"tracks": "tracks"}, "scene": {}, "flow": {"tracks": "tracks"},
@@ -58,14 +58,6 @@ def run_job(spec: dict) -> float:
     if r.returncode != 0:
         raise SystemExit(f"job {spec['rule']} failed:\n{r.stderr[-3000:]}\n{Path(spec['log']).read_text()[-3000:]}")
     return time.perf_counter() - t0
-
-
-def content(path: Path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes() if isinstance(o, h5py.Dataset) else None))
-        out["attrs"] = {k: str(v) for k, v in f.attrs.items()}
-    return out
 
 
 def main() -> None:
@@ -109,7 +101,7 @@ def main() -> None:
                            "files": [f for files in named.values() for f in files],
                            "output": [str(shard / f"{v}.h5") for v in args.videos], "params": params,
                            "threads": args.threads, "log": str(tmp / "shard.log"), "wildcards": {}})
-        same = all(content(single / f"{v}.h5") == content(shard / f"{v}.h5") for v in args.videos)
+        same = all(contents(single / f"{v}.h5") == contents(shard / f"{v}.h5") for v in args.videos)
     backend = params.get(args.stage, {}).get("backend") or params.get("detection", {}).get("backend")
     print(f"{name} {args.split} videos {' '.join(args.videos)}, stage {args.stage} (backend {backend}), "
           f"{args.threads} threads")

@@ -8,7 +8,7 @@ import pytest
 from conftest import auc_from_csv, write_frames, write_video
 
 from hscvad.features import assign_scenes
-from hscvad.h5store import FORMAT_VERSION, StoreError, read_arrays
+from hscvad.h5store import FORMAT_VERSION, StoreError, contents, read_arrays
 from hscvad.models.appearance import AppearanceModel
 from hscvad.models.detection import Detections, Detector
 from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, Runtime, WeightsError, resolve_weights
@@ -201,6 +201,26 @@ def test_a_shard_job_runs_its_videos_with_each_model_loaded_once(tmp_path, capfd
         assert jobs.shard_parts(jobs.Job(rule="appearance")) is None
     finally:
         APPEARANCE.unregister("test_counting")
+
+
+def test_file_contents_compare_data_and_attributes_not_timestamps(tmp_path):
+    # the comparison the shard test and bench/shards.py rely on: a difference in any dataset's
+    # values, dtype or attributes, or in a group's attributes, makes two files differ
+    def write(name, value=1.0, dtype="f4", attr="x", group_attr="g"):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.attrs["stage"] = "s"
+            g = f.create_group("g")
+            g.attrs["a"] = group_attr
+            d = g.create_dataset("d", data=np.array([value, 2.0], dtype))
+            d.attrs["u"] = attr
+        return contents(tmp_path / name)
+
+    same = write("a.h5")
+    assert write("b.h5") == same
+    assert write("c.h5", value=1.5) != same
+    assert write("d.h5", dtype="f8") != same
+    assert write("e.h5", attr="y") != same
+    assert write("f.h5", group_attr="h") != same
 
 
 def test_video_without_any_detection_gives_empty_but_valid_outputs(tmp_path):

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from conftest import MODELS, PED2, REPO, auc_from_csv, need_shared
 
+from hscvad.h5store import contents
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m", PED2 / "testing" / "pixel_masks",
                    MODELS / "yolox_nano_416x416.onnx", MODELS / "deeplabv3_mobilenetv2_voc_257.onnx")
@@ -417,16 +419,8 @@ def test_shards_write_the_per_video_files_of_per_video_jobs(ped2_run, tmp_path):
                                       ("detect_track", "appearance", "scene") for split in ("train", "test")}
     smk(work, sharded, *targets)
 
-    def content(path):
-        out = {}
-        with h5py.File(path) as f:
-            f.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes() if isinstance(obj, h5py.Dataset)
-                                                           else None))
-            out["attrs"] = {k: str(v) for k, v in f.attrs.items()}
-        return out
-
     for target in targets:
-        assert content(work / target) == content(src / target), target
+        assert contents(work / target) == contents(src / target), target
     log = (res / "logs" / "appearance" / "shards" / "test_000.log").read_text()
     assert "shard video 1/2: ped2sub/test/01" in log and "shard video 2/2: ped2sub/test/02" in log
     later = planned_jobs(smk(work, sharded, "-n", "results/ped2sub/auc.json").stdout)  # the new files' readers

@@ -138,6 +138,22 @@ def read_arrays(path: str | os.PathLike, stage: str) -> tuple[dict[str, np.ndarr
     return arrays, attrs
 
 
+def contents(path: str | os.PathLike) -> dict[str, Any]:
+    """Everything an HDF5 file holds, in a form that compares with ``==``: per object path, a
+    dataset's dtype, shape and bytes (None for a group) and its attributes as strings. Two files
+    give equal contents when they hold the same data, byte for byte, whatever their timestamps."""
+    out: dict[str, Any] = {}
+
+    def visit(name: str, obj) -> None:
+        data = (str(obj.dtype), obj.shape, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None
+        out[name] = (data, {k: str(v) for k, v in obj.attrs.items()})
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+        out["/"] = (None, {k: str(v) for k, v in f.attrs.items()})
+    return out
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
