@@ -274,13 +274,15 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["video", "frame", "label", *[f"raw_{s}" for s in streams], "strict", "reference"])
-        for i, v in enumerate(videos):
-            ref_full = np.full(int(n_frames[i]), np.nan)
-            ref_full[keep[i]] = ref_scores[i]
-            y = labels[i] if labels is not None else np.full(int(n_frames[i]), -1)
-            cols = [raw[s][i] for s in streams]
-            for t in range(int(n_frames[i])):
-                w.writerow([v, t, int(y[t]), *(_fmt(c[t]) for c in cols), _fmt(strict_scores[i][t]), _fmt(ref_full[t])])
+        ref_full = [np.full(int(n), np.nan) for n in n_frames]
+        for r, k, sc in zip(ref_full, keep, ref_scores):
+            r[k] = sc
+        cols = [np.repeat(np.asarray(videos, dtype=object), n_frames),
+                np.concatenate([np.arange(int(n)) for n in n_frames]),
+                (np.concatenate(labels) if labels is not None else np.full(int(n_frames.sum()), -1)).astype(int),
+                *(_fmt_column(np.concatenate(raw[s])) for s in streams),
+                _fmt_column(np.concatenate(strict_scores)), _fmt_column(np.concatenate(ref_full))]
+        w.writerows(zip(*cols))
 
     if table is not None:
         write_auc_table(table, per_stream)
@@ -308,8 +310,12 @@ def _fmt4(x) -> str:
     return "" if x is None or not np.isfinite(x) else f"{float(x):.4f}"
 
 
-def _fmt(x) -> str:
-    return "" if not np.isfinite(x) else f"{float(x):.6g}"
+def _fmt_column(x: np.ndarray) -> np.ndarray:
+    """Floats as %.6g strings, non-finite values as empty fields."""
+    x = np.asarray(x, np.float64)
+    out = np.char.mod("%.6g", x).astype(object)
+    out[~np.isfinite(x)] = ""
+    return out
 
 
 def main(job) -> None:
