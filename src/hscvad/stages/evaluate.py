@@ -33,10 +33,13 @@ LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_
 def _evaluation(config: dict, dataset: str) -> dict:
     from ..config import section
 
-    ev = section(config, dataset, "evaluation")
-    ev["localisation"] = {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})}
-    ev["reference"] = {**REFERENCE_DEFAULTS, **ev.get("reference", {})}
-    return ev
+    return _with_defaults(section(config, dataset, "evaluation"))
+
+
+def _with_defaults(ev: dict) -> dict:
+    """The evaluation section with the defaults of its sub-sections that a dataset override shares."""
+    return {**ev, "localisation": {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})},
+            "reference": {**REFERENCE_DEFAULTS, **ev.get("reference", {})}}
 
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
@@ -223,6 +226,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         params: dict, table: str | None = None, video_plots: str | None = None,
         track_files: list[str] | None = None, explanations: str | None = None,
         dataset_check: str | None = None) -> dict:
+    params = {**params, "evaluation": _with_defaults(params["evaluation"])}
     with open_store(scores_file, "scores") as f:
         streams, videos, n_frames, T, stats = scores_header(f)
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
