@@ -71,6 +71,7 @@ rule summarise_run:
         ),
     params:
         benchmarks=lambda w: f"results/{w.dataset}/benchmarks",
+        shards=lambda w: shard_benchmarks(w.dataset),
     log:
         stage_log("summarise_run"),
     benchmark:

@@ -32,6 +32,16 @@ def shard_plan():
                     yield stage, name, split, k, list(names[start : start + size])
 
 
+def shard_benchmarks(dataset):
+    """Per stage run in shards, the names of its shards' benchmark files for ``dataset``: the files
+    rule summarise_run counts for that stage (not the per-video ones an earlier run left)."""
+    out = {}
+    for stage, name, split, k, _ in shard_plan():
+        if name == dataset:
+            out.setdefault(stage, []).append(f"{split}_{k:03d}.tsv")
+    return out
+
+
 def _one_video(value, wc):
     return value(wc) if callable(value) else value.format(**vars(wc))
 

@@ -223,6 +223,26 @@ def test_file_contents_compare_data_and_attributes_not_timestamps(tmp_path):
     assert write("f.h5", group_attr="h") != same
 
 
+def test_run_summary_counts_the_jobs_of_the_current_shard_setting(tmp_path):
+    from hscvad.stages.summarise_run import summarise
+
+    def bench(rel, seconds):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:01\t100.0\t{seconds}\n")
+
+    bench("train_hsc/all.tsv", 50)
+    bench("appearance/test/01.tsv", 10)  # per-video jobs of an earlier run
+    bench("appearance/test/02.tsv", 12)
+    bench("appearance/shards/test_000.tsv", 15)  # the current shards of 2 videos
+    bench("appearance/shards/test_001.tsv", 7)  # left by a run with shards of 1 video
+    per_video = {r["stage"]: r for r in summarise(tmp_path)}
+    assert per_video["appearance"]["jobs"] == 2 and per_video["appearance"]["wall_s_total"] == 22
+    sharded = {r["stage"]: r for r in summarise(tmp_path, {"appearance": ["test_000.tsv"]})}
+    assert sharded["appearance"]["jobs"] == 1 and sharded["appearance"]["wall_s_total"] == 15
+    assert sharded["train_hsc"]["jobs"] == per_video["train_hsc"]["jobs"] == 1
+
+
 def test_video_without_any_detection_gives_empty_but_valid_outputs(tmp_path):
     ds = _folder_ds(tmp_path)
     t, o = tmp_path / "t.h5", tmp_path / "o.h5"

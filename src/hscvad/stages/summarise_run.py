@@ -10,7 +10,8 @@ from pathlib import Path
 from ..evaluation import plots
 from ..h5store import atomic_path
 
-#: the run's benchmark files are its input; no setting changes its result
+#: the run's benchmark files are its input; which of them count follows `shards` (the rule's
+#: params.shards, computed in rules/shards.smk), no other setting changes its result
 SETTINGS = ()
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,25 @@ def _num(x: str) -> float:
         return float("nan")
 
 
-def summarise(bench_dir: Path) -> list[dict]:
-    """Per stage (the first folder below ``bench_dir``): jobs, wall-clock and CPU seconds, peak RSS."""
+def _current(stage_dir: Path, shards: dict[str, list[str]]) -> list[Path]:
+    """The benchmark files of the jobs the current configuration defines for a stage: its shards'
+    (``shards/<split>_<k>.tsv``, for a stage run in shards) or else every other file. Files that
+    an earlier configuration left (per-video files of a stage now run in shards, shard files of a
+    stage now run per video or with another shard size) are not counted."""
+    if stage_dir.name in shards:
+        return [stage_dir / "shards" / name for name in sorted(shards[stage_dir.name])
+                if (stage_dir / "shards" / name).is_file()]
+    return [t for t in sorted(stage_dir.rglob("*.tsv")) if t.relative_to(stage_dir).parts[0] != "shards"]
+
+
+def summarise(bench_dir: Path, shards: dict[str, list[str]] | None = None) -> list[dict]:
+    """Per stage (the first folder below ``bench_dir``): jobs, wall-clock and CPU seconds, peak RSS.
+
+    shards: per stage run in shards, the names of its shards' benchmark files (see _current)."""
     rows = []
     for stage_dir in sorted(p for p in Path(bench_dir).iterdir() if p.is_dir()):
         walls, cpus, rss = [], [], []
-        for tsv in sorted(stage_dir.rglob("*.tsv")):
+        for tsv in _current(stage_dir, shards or {}):
             with open(tsv, newline="") as fh:
                 for rec in csv.DictReader(fh, delimiter="\t"):
                     walls.append(_num(rec.get("s")))
@@ -52,8 +66,9 @@ def summarise(bench_dir: Path) -> list[dict]:
     return rows
 
 
-def run(dataset_name: str, bench_dir: str, out_csv: str, out_png: str) -> list[dict]:
-    rows = summarise(Path(bench_dir))
+def run(dataset_name: str, bench_dir: str, out_csv: str, out_png: str,
+        shards: dict[str, list[str]] | None = None) -> list[dict]:
+    rows = summarise(Path(bench_dir), shards)
     if not rows:
         raise FileNotFoundError(f"summarise_run: no benchmark TSV under {bench_dir}")
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
@@ -66,4 +81,4 @@ def run(dataset_name: str, bench_dir: str, out_csv: str, out_png: str) -> list[d
 
 
 def main(job) -> None:
-    run(job.dataset, job.extra["benchmarks"], job.output.table, job.output.plot)
+    run(job.dataset, job.extra["benchmarks"], job.output.table, job.output.plot, job.extra.get("shards"))
