@@ -19,7 +19,6 @@ from ..h5store import atomic_path, open_store, read_arrays, write_json
 from ..settings import DATASET, Derived
 from .common import log
 
-#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
 #: evaluation.reference.fusion: how the reference protocol fuses its min-max-normalised streams
 REFERENCE_FUSIONS = {
     "training_spread": "mean over streams of (score - test minimum) / std of the stream's training samples' scores "
@@ -27,6 +26,7 @@ REFERENCE_FUSIONS = {
     "equal": "equal-weight mean of the min-max-normalised streams (the public code's 0.5/0.5)",
 }
 REFERENCE_DEFAULTS = {"fusion": "training_spread"}
+#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
 LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
 
 

@@ -29,8 +29,8 @@ def _num(x: str) -> float:
 def _current(stage_dir: Path, shards: dict[str, list[str]]) -> list[Path]:
     """The benchmark files of the jobs the current configuration defines for a stage: its shards'
     (``shards/<split>_<k>.tsv``, for a stage run in shards) or else every other file. Files that
-    an earlier configuration left (per-video files of a stage now run in shards, shard files of a
-    stage now run per video or with another shard size) are not counted."""
+    an earlier configuration left and the current one does not name (per-video files of a stage
+    now run in shards, shard files of a stage now run per video) are not counted."""
     if stage_dir.name in shards:
         return [stage_dir / "shards" / name for name in sorted(shards[stage_dir.name])
                 if (stage_dir / "shards" / name).is_file()]
