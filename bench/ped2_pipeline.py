@@ -4,6 +4,9 @@
     python bench/ped2_pipeline.py --summarise .   # figures of an existing run in ./results/ped2
     python bench/ped2_pipeline.py --revisions 10be308 HEAD   # whole runs of git revisions, one after
                                                              # the other, wall times and AUCs side by side
+    python bench/ped2_pipeline.py --revisions 10be308 HEAD=bench/configs/ped2_as_10be308.yaml
+                                  # REV=FILE: that revision with FILE's settings over its config.yaml
+                                  # (Snakemake's --configfile): here the work 10be308 did, like for like
 
 (10be308: the code issue 12 measured, before the velocity stream and 224 px appearance crops.)
 
@@ -96,10 +99,23 @@ def link_resources(work: Path) -> None:
                 (work / "resources" / folder.name / entry.name).symlink_to(entry.resolve())
 
 
-def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "auc.json") -> dict:
+def parse_revision(spec: str) -> tuple[str, Path | None]:
+    """``REV`` or ``REV=FILE``: a git revision and an optional config file of this checkout whose
+    settings go over the revision's config.yaml."""
+    rev, sep, path = spec.partition("=")
+    if not sep:
+        return rev, None
+    extra = Path(path).resolve()
+    if not extra.is_file():
+        raise SystemExit(f"--revisions {spec}: config file {path} not found")
+    return rev, extra
+
+
+def run_revision(spec: str, dataset: str, cores: int, keep: bool, target: str = "auc.json") -> dict:
     """The README's main command on a fresh checkout of git revision ``rev`` (its own Snakefile,
-    code and config.yaml; this checkout's resources/ linked in, this interpreter): wall time and the
-    micro AUCs of its auc.json."""
+    code and config.yaml, with ``spec``'s config file over it; this checkout's resources/ linked in,
+    this interpreter): wall time and the micro AUCs of its auc.json."""
+    rev, extra = parse_revision(spec)
     work = Path(tempfile.mkdtemp(prefix=f"hscvad-bench-{rev}-"))
     tree = work / "tree"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True,
@@ -109,7 +125,10 @@ def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "
                                 capture_output=True, text=True).stdout.strip()
         link_resources(tree)
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q", "--", f"results/{dataset}/{target}"]
+        cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q"]
+        if extra is not None:
+            cmd += ["--configfile", str(extra)]
+        cmd += ["--", f"results/{dataset}/{target}"]
         t0 = time.perf_counter()
         r = subprocess.run(cmd, cwd=tree, env=env)
         wall = time.perf_counter() - t0
@@ -119,7 +138,7 @@ def run_revision(rev: str, dataset: str, cores: int, keep: bool, target: str = "
         auc_file = tree / "results" / dataset / "auc.json"
         auc = json.loads(auc_file.read_text()) if auc_file.exists() else {}
         prot = auc.get("protocols", {})
-        return {"rev": rev, "commit": commit, "wall": wall,
+        return {"rev": spec, "commit": commit, "wall": wall,
                 **{p: prot.get(p, {}).get("micro_auc") for p in ("reference", "strict")}}
     finally:
         if not keep:
@@ -134,9 +153,10 @@ def fmt(x) -> str:
 def compare_revisions(revs: list[str], dataset: str, cores: int, keep: bool) -> None:
     rows = [run_revision(rev, dataset, cores, keep) for rev in revs]
     print(f"# {dataset}: the README's main command on fresh checkouts, one after the other, {cores} cores")
-    print(f"{'revision':<12}{'commit':<10}{'wall s':>9}{'ratio':>8}{'reference':>11}{'strict':>9}")
+    width = max(12, *(len(r["rev"]) + 2 for r in rows))
+    print(f"{'revision':<{width}}{'commit':<10}{'wall s':>9}{'ratio':>8}{'reference':>11}{'strict':>9}")
     for r in rows:
-        print(f"{r['rev']:<12}{r['commit']:<10}{r['wall']:>9.1f}{r['wall'] / rows[0]['wall']:>8.3f}"
+        print(f"{r['rev']:<{width}}{r['commit']:<10}{r['wall']:>9.1f}{r['wall'] / rows[0]['wall']:>8.3f}"
               f"{fmt(r['reference']):>11}{fmt(r['strict']):>9}")
 
 
@@ -146,7 +166,9 @@ def main() -> int:
     ap.add_argument("--dataset", default="ped2")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    ap.add_argument("--revisions", nargs="+", help="run these git revisions' pipelines and compare them")
+    ap.add_argument("--revisions", nargs="+", metavar="REV[=FILE]",
+                    help="run these git revisions' pipelines and compare them (=FILE: with that config file's "
+                         "settings over the revision's config.yaml)")
     args = ap.parse_args()
     if args.revisions:
         compare_revisions(args.revisions, args.dataset, args.cores, args.keep)
