@@ -106,3 +106,27 @@ def test_one_product_contrast_trains_as_the_definitions_do():
             assert a[k] == pytest.approx(b[k], abs=1e-5), (a["epoch"], k)
     assert torch.allclose(fused.bank, ref.bank, atol=1e-4)
     assert torch.equal(fused.bank_scene, torch.from_numpy(data.scene.astype(np.int64)))
+
+
+def test_in_double_precision_the_fused_contrast_trains_to_the_definitions_losses():
+    """Without float32 rounding (torch's default dtype float64, as bench/train_scale.py --float64
+    runs), training with the fused contrast and with Eqs. 3 and 5 as defined give the same per-epoch
+    losses and bank to ~1e-12: their float32 difference is rounding, not a different loss."""
+    rng = np.random.default_rng(3)
+    data = synthetic(n=160)
+    data.scene[:] = rng.integers(0, 4, len(data))
+    cfg = {**CFG, "epochs": 4}
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        fused = train_stream(data, cfg, n_scenes=4, seed=2)
+        ref = train_stream(data, cfg, n_scenes=4, seed=2, reference_contrast=True)
+    finally:
+        torch.set_default_dtype(before)
+    assert fused.bank.dtype == torch.float64
+    assert all(p.dtype == torch.float64 for p in fused.model.parameters())
+    for a, b in zip(fused.history, ref.history):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=0, abs=1e-12), (a["epoch"], k)
+    assert torch.allclose(fused.bank, ref.bank, rtol=0, atol=1e-10)

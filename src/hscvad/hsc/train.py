@@ -124,8 +124,10 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     abl = cfg["ablation"]
     tau, m = float(cfg["tau"]), float(cfg["memory_momentum"])
 
-    f = torch.from_numpy(np.ascontiguousarray(data.feat, np.float32)).to(dev)
-    fb = torch.from_numpy(np.ascontiguousarray(data.scene_feat, np.float32)).to(dev)
+    # torch's default dtype (float32; bench/train_scale.py --float64 compares formulas without rounding)
+    dtype = torch.get_default_dtype()
+    f = torch.from_numpy(np.ascontiguousarray(data.feat, np.float32)).to(dev, dtype)
+    fb = torch.from_numpy(np.ascontiguousarray(data.scene_feat, np.float32)).to(dev, dtype)
     scene = torch.from_numpy(data.scene.astype(np.int64)).to(dev)
     cls = torch.from_numpy(data.cls.astype(np.int64)).to(dev)
 
