@@ -1,7 +1,7 @@
 """Seconds per epoch over a whole HSC training on a finished run's features: does training slow down?
 
     python bench/train_epochs.py [--results results/ped2] [--stream appearance] [--epochs 200]
-                                 [--config config.yaml] [--threads 2]
+                                 [--config config.yaml] [--threads 2] [--count-subnormals] [--no-flush]
 
 Trains the stream exactly as ``train_hsc`` does (same samples, input normalisation, scene labels,
 settings from the config) and prints every epoch's wall time, their min / median / max, and the
@@ -9,7 +9,13 @@ ratio of the last 20 epochs' mean to the first 20's (the first epoch, which fill
 and has no contrast terms, left out). Subnormal floats (memory entries and Adam moments decaying
 towards 0) cost some CPUs two orders of magnitude per operation and show as a ratio far above 1;
 training flushes them to zero (``torch.set_flush_denormal``), and this prints whether the CPU
-supports that. Also the CPU model, since the effect depends on it.
+supports that, and in how many of torch's threads it holds (:mod:`hscvad.denormals`). Also the CPU
+model, since the effect depends on it.
+
+``--count-subnormals`` counts, at the end of every epoch, the subnormal values in the parameters,
+their gradients, the optimiser's state, the memory bank and (over the epoch) the layers' outputs:
+where training produces them, whatever the CPU (its timings include the counting). ``--no-flush``
+trains without flushing them, as the code issue 12 measured did.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +36,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from train_scale import EpochClock  # noqa: E402
 
+import hscvad.hsc.train as hsc_train  # noqa: E402
 from hscvad.config import load_schema, validate  # noqa: E402
+from hscvad.denormals import flush_denormals  # noqa: E402
 from hscvad.features import STREAM_LAYOUT, load_samples, scene_labels_for  # noqa: E402
 from hscvad.h5store import read_arrays  # noqa: E402
 from hscvad.hsc.train import StreamData, input_norm, prepare_features, standard_stats, train_stream  # noqa: E402
@@ -48,6 +57,78 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def n_subnormal(tensors) -> int:
+    total = 0
+    for t in tensors:
+        if t is not None and t.is_floating_point():
+            total += int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum())
+    return total
+
+
+class SubnormalCounter(EpochClock):
+    """An epoch clock that also counts subnormal values at the end of every epoch: in the
+    parameters, gradients, optimiser state and memory bank (captured by wrapping the functions
+    train_stream calls), and in the outputs of every layer over the epoch (forward hooks)."""
+
+    GROUPS = ("parameters", "gradients", "optimiser state", "memory bank", "layer outputs")
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict[str, int]] = []
+        self.opt = self.bank = None
+        self.outputs = 0
+        make_model, make_optimizer, update = hsc_train.build_model, hsc_train._optimizer, hsc_train.L.memory_update
+
+        def capture_model(*a, **k):
+            model = make_model(*a, **k)
+            self.hook(model)
+            return model
+
+        def capture_optimizer(cfg, params):
+            self.params = list(params)
+            self.opt = make_optimizer(cfg, self.params)
+            return self.opt
+
+        def capture_bank(bank, idx, z, momentum):
+            self.bank = bank
+            return update(bank, idx, z, momentum)
+
+        hsc_train.build_model = capture_model
+        hsc_train._optimizer = capture_optimizer
+        hsc_train.L.memory_update = capture_bank
+
+    def hook(self, model):
+        def count(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                self.outputs += n_subnormal([output.detach()])
+
+        for m in model.modules():
+            if not list(m.children()):
+                m.register_forward_hook(count)
+
+    def update(self, n):
+        now = time.perf_counter()
+        self.times.append(now - self.t)
+        state = [v for s in self.opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+        self.rows.append({"parameters": n_subnormal(p.detach() for p in self.params),
+                          "gradients": n_subnormal(p.grad for p in self.params),
+                          "optimiser state": n_subnormal(state), "memory bank": n_subnormal([self.bank]),
+                          "layer outputs": self.outputs})
+        self.outputs = 0
+        self.t = time.perf_counter()
+
+    def report(self) -> None:
+        print("subnormal values at the end of each epoch (layer outputs: summed over the epoch's batches):")
+        print(f"{'epoch':>6}" + "".join(f"{g:>17}" for g in self.GROUPS))
+        for i, r in enumerate(self.rows, 1):
+            if i in (1, 2, 5) or i % 10 == 0 or i == len(self.rows):
+                print(f"{i:>6}" + "".join(f"{r[g]:>17}" for g in self.GROUPS))
+        for g in self.GROUPS:
+            first = next((i for i, r in enumerate(self.rows, 1) if r[g]), None)
+            print(f"{g}: {'none in any epoch' if first is None else f'first at epoch {first}'}, "
+                  f"largest count {max(r[g] for r in self.rows)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="results/ped2")
@@ -55,7 +136,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--config", default=str(REPO / "config.yaml"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--count-subnormals", action="store_true", help="count subnormal values every epoch")
+    ap.add_argument("--no-flush", action="store_true", help="train without flushing subnormals to zero")
     args = ap.parse_args()
+    if args.no_flush:
+        torch.set_flush_denormal(False)
+        hsc_train.flush_denormals = lambda: "off (--no-flush)"
+        flush = "off (--no-flush)"
+    else:
+        flush = flush_denormals()  # before torch's threads start
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(Path(args.config).read_text())
     validate(cfg, load_schema(REPO / "schemas" / "config.schema.yaml"))
@@ -74,10 +163,9 @@ def main() -> None:
     data = StreamData(prepare_features(s.feat, norm, stats), s.scene_feat, scene_labels_for(s, str(res / "scenes.h5")),
                       s.cls)
     _, sattrs = read_arrays(res / "scenes.h5", "scenes")
-    flush = torch.set_flush_denormal(True)
-    print(f"{cpu_model()}; flush-denormal supported: {flush}; {len(data)} {args.stream} samples, "
+    print(f"{cpu_model()}; subnormals flushed to zero: {flush}; {len(data)} {args.stream} samples, "
           f"{args.epochs} epochs, {args.threads} threads")
-    clock = EpochClock()
+    clock = SubnormalCounter() if args.count_subnormals else EpochClock()
     train_stream(data, stream_cfg, int(sattrs["n_scenes"]), int(cfg["seed"]), progress=clock)
     t = np.asarray(clock.times)
     print("s/epoch: " + " ".join(f"{x:.2f}" for x in t))
@@ -87,6 +175,8 @@ def main() -> None:
     print(f"min {body.min():.2f} / median {np.median(body):.2f} / max {body.max():.2f} s per epoch "
           f"(epochs 2..{len(t)})")
     print(f"last {k} epochs {last:.2f} s, first {k} {first:.2f} s: ratio {last / first:.2f}")
+    if args.count_subnormals:
+        clock.report()
 
 
 if __name__ == "__main__":

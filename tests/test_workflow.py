@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import torch
 import yaml
 from conftest import MODELS, PED2, REPO, auc_from_csv, need_shared
 
@@ -217,6 +218,9 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
         assert list((res / "logs" / rule).rglob("*.log")), rule
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     assert not list(res.rglob("*.part"))
+    if torch.set_flush_denormal(False):  # a CPU with flush-to-zero flags: every torch thread of the job flushes
+        for rule in ("train_hsc", "score"):
+            assert "subnormal floats flushed to zero: all threads" in (res / "logs" / rule / "all.log").read_text()
 
 
 @REAL

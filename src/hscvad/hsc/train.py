@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..denormals import flush_denormals
 from . import losses as L
 from .model import SceneAwareAE
 
@@ -118,7 +119,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Subnormal floats (e.g. memory entries or Adam moments decaying towards 0) cost some CPUs two
     # orders of magnitude per operation; flush them to zero where the CPU supports it.
-    torch.set_flush_denormal(True)
+    flush_denormals()
     gen = torch.Generator().manual_seed(seed)
     dev = torch.device(device)
     abl = cfg["ablation"]
@@ -268,7 +269,7 @@ def score_samples(model: SceneAwareAE, bank: torch.Tensor, feat: np.ndarray, sce
     """Eq. 11 for every sample: || f - Theta( sum_i w_i M_i ) ||^2 with w from Eq. 10. With
     ``query_group`` / ``bank_group`` a sample does not read the entries of its own group (training
     samples scored leave-one-video-out, as a normal video the model has not seen)."""
-    torch.set_flush_denormal(True)
+    flush_denormals()
     model.eval()
     dev = bank.device
     out = []

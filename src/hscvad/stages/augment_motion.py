@@ -26,8 +26,10 @@ SETTINGS = ("seed", "hsc.tau", "hsc.feature_norm", "motion.backend", "motion.min
 
 def run(model_path: str, motion_files: list[str], scene_files: list[str], out: str, params: dict,
         runtime: Runtime) -> dict:
+    from ..denormals import flush_denormals
     from ..hsc.train import load_checkpoint, model_input, score_samples
 
+    flush_denormals()  # before any torch computation, so that torch's threads start with the flags
     cfg = params["motion_augmentation"]
     hsc = params["hsc"]
     models, meta = load_checkpoint(model_path, runtime.device)

@@ -108,8 +108,10 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
         motion_model: str | None = None) -> dict:
     import torch
 
+    from ..denormals import flush_denormals
     from ..hsc.train import effective_entries, encode, load_checkpoint, model_input, score_samples
 
+    flush_denormals()  # before any torch computation, so that torch's threads start with the flags
     cfg = params["hsc"]
     readout = params["readout"]
     models, meta = load_checkpoint(model_path, runtime.device)

@@ -75,8 +75,10 @@ def run(streams: dict[str, tuple[list[str], list[str]]], scenes_file: str, out_m
         params: dict, runtime: Runtime, augmented: str | None = None) -> dict:
     """Train every stream; with ``augmented`` (MA-) the motion stream also learns from the pseudo-normal
     variants, each inheriting the scene label and motion class of the sample it was made from."""
+    from ..denormals import flush_denormals
     from ..hsc.train import StreamData, input_norm, prepare_features, save_checkpoint, standard_stats, train_stream
 
+    flush_denormals()  # before any torch computation, so that torch's threads start with the flags
     cfg = params["hsc"]
     seed = int(params["seed"])
     _, sattrs = read_arrays(scenes_file, "scenes")

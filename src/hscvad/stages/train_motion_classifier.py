@@ -24,8 +24,10 @@ SETTINGS = ("seed", "hsc.feature_norm", "motion_augmentation.fallback", "motion_
 
 def run(augmented: str, motion_files: list[str], scene_files: list[str], out_model: str, out_history: str,
         params: dict, runtime: Runtime) -> dict:
+    from ..denormals import flush_denormals
     from ..motion.classifier import abnormal_probability, classifier_input, train_classifier
 
+    flush_denormals()  # before any torch computation, so that torch's threads start with the flags
     cfg = params["motion_augmentation"]
     norm = params["hsc"]["feature_norm"]
     aug, attrs = read_arrays(augmented, "augmented")
