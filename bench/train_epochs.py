@@ -2,6 +2,7 @@
 
     python bench/train_epochs.py [--results results/ped2] [--stream appearance] [--epochs 200]
                                  [--config config.yaml] [--threads 2] [--count-subnormals] [--no-flush]
+                                 [--optimizer adam adam_fused]
 
 Trains the stream exactly as ``train_hsc`` does (same samples, input normalisation, scene labels,
 settings from the config) and prints every epoch's wall time, their min / median / max, and the
@@ -15,7 +16,8 @@ model, since the effect depends on it.
 ``--count-subnormals`` counts, at the end of every epoch, the subnormal values in the parameters,
 their gradients, the optimiser's state, the memory bank and (over the epoch) the layers' outputs:
 where training produces them, whatever the CPU (its timings include the counting). ``--no-flush``
-trains without flushing them, as the code issue 12 measured did.
+trains without flushing them, as the code issue 12 measured did. ``--optimizer adam adam_fused``
+trains once with each, side by side in this process, and prints the ratio of their median epoch times.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--count-subnormals", action="store_true", help="count subnormal values every epoch")
     ap.add_argument("--no-flush", action="store_true", help="train without flushing subnormals to zero")
+    ap.add_argument("--optimizer", nargs="+", choices=("adam", "adam_fused", "adagrad", "sgd"),
+                    help="train with each of these hsc.optimizer values in turn, in this process "
+                         "(default: the config's)")
     args = ap.parse_args()
     if args.no_flush:
         torch.set_flush_denormal(False)
@@ -165,19 +170,29 @@ def main() -> None:
     _, sattrs = read_arrays(res / "scenes.h5", "scenes")
     print(f"{cpu_model()}; subnormals flushed to zero: {flush}; {len(data)} {args.stream} samples, "
           f"{args.epochs} epochs, {args.threads} threads")
-    clock = SubnormalCounter() if args.count_subnormals else EpochClock()
-    train_stream(data, stream_cfg, int(sattrs["n_scenes"]), int(cfg["seed"]), progress=clock)
-    t = np.asarray(clock.times)
-    print("s/epoch: " + " ".join(f"{x:.2f}" for x in t))
-    body = t[1:]
-    k = min(20, len(body) // 2)
-    first, last = body[:k].mean(), body[-k:].mean()
-    print(f"min {body.min():.2f} / median {np.median(body):.2f} / max {body.max():.2f} s per epoch "
-          f"(epochs 2..{len(t)})")
-    print(f"last {k} epochs {last:.2f} s, first {k} {first:.2f} s: ratio {last / first:.2f}")
-    if args.count_subnormals:
-        clock.report()
-
+    medians = {}
+    for name in args.optimizer or [stream_cfg["optimizer"]]:
+        if len(args.optimizer or []) > 1:
+            print(f"-- hsc.optimizer {name}")
+        clock = SubnormalCounter() if args.count_subnormals else EpochClock()
+        result = train_stream(data, {**stream_cfg, "optimizer": name}, int(sattrs["n_scenes"]), int(cfg["seed"]),
+                           progress=clock)
+        t = np.asarray(clock.times)
+        print("s/epoch: " + " ".join(f"{x:.2f}" for x in t))
+        body = t[1:]
+        k = min(20, len(body) // 2)
+        first, last = body[:k].mean(), body[-k:].mean()
+        print(f"min {body.min():.2f} / median {np.median(body):.2f} / max {body.max():.2f} s per epoch "
+              f"(epochs 2..{len(t)})")
+        print(f"last {k} epochs {last:.2f} s, first {k} {first:.2f} s: ratio {last / first:.2f}")
+        print("final losses: " + ", ".join(f"{key} {v:.5f}" for key, v in result.history[-1].items() if key != "epoch"))
+        medians[name] = float(np.median(body))
+        if args.count_subnormals:
+            clock.report()
+    if len(medians) > 1:
+        base = next(iter(medians))
+        print("median s/epoch against " + base + ": "
+              + ", ".join(f"{n} {m:.2f} ({medians[base] / m:.2f}x faster)" for n, m in medians.items()))
 
 if __name__ == "__main__":
     main()
