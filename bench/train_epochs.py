@@ -131,6 +131,30 @@ class SubnormalCounter(EpochClock):
                   f"largest count {max(r[g] for r in self.rows)}")
 
 
+class StepTimer:
+    """Seconds spent in the optimiser's step over a training (wraps the optimiser train_stream builds)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        make_optimizer = hsc_train._optimizer
+
+        def timed(cfg, params):
+            opt = make_optimizer(cfg, params)
+            step = opt.step
+
+            def timed_step(*a, **k):
+                t0 = time.perf_counter()
+                out = step(*a, **k)
+                self.seconds += time.perf_counter() - t0
+                return out
+
+            opt.step = timed_step
+            return opt
+
+        hsc_train._optimizer = timed
+        self.restore = lambda: setattr(hsc_train, "_optimizer", make_optimizer)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="results/ped2")
@@ -175,6 +199,7 @@ def main() -> None:
         if len(args.optimizer or []) > 1:
             print(f"-- hsc.optimizer {name}")
         clock = SubnormalCounter() if args.count_subnormals else EpochClock()
+        steps = StepTimer()
         result = train_stream(data, {**stream_cfg, "optimizer": name}, int(sattrs["n_scenes"]), int(cfg["seed"]),
                            progress=clock)
         t = np.asarray(clock.times)
@@ -185,6 +210,9 @@ def main() -> None:
         print(f"min {body.min():.2f} / median {np.median(body):.2f} / max {body.max():.2f} s per epoch "
               f"(epochs 2..{len(t)})")
         print(f"last {k} epochs {last:.2f} s, first {k} {first:.2f} s: ratio {last / first:.2f}")
+        steps.restore()
+        print(f"optimiser step: {steps.seconds / len(t):.2f} s per epoch, {100 * steps.seconds / t.sum():.0f} % "
+              "of the training's time")
         print("final losses: " + ", ".join(f"{key} {v:.5f}" for key, v in result.history[-1].items() if key != "epoch"))
         medians[name] = float(np.median(body))
         if args.count_subnormals:
