@@ -7,7 +7,7 @@
 Trains the stream exactly as ``train_hsc`` does (same samples, input normalisation, scene labels,
 settings from the config) and prints every epoch's wall time, their min / median / max, and the
 ratio of the last 20 epochs' mean to the first 20's (the first epoch, which fills the memory bank
-and has no contrast terms, left out). Subnormal floats (memory entries and Adam moments decaying
+and has no contrast terms, left out). Subnormal floats (Adam moments, then weights, decaying
 towards 0) cost some CPUs two orders of magnitude per operation and show as a ratio far above 1;
 training flushes them to zero (``torch.set_flush_denormal``), and this prints whether the CPU
 supports that, and in how many of torch's threads it holds (:mod:`hscvad.denormals`). Also the CPU

@@ -1,6 +1,6 @@
 """Subnormal floats flushed to zero in every CPU thread PyTorch computes in.
 
-Values below float32's smallest normal number (~1.2e-38: memory entries, Adam moments and
+Values below float32's smallest normal number (~1.2e-38: Adam moments, then weights and
 activations decaying towards 0) cost some CPUs two orders of magnitude per operation (issue 12: HSC
 epochs slowing from 1.6 to 45 s on an AVX-512 Xeon). ``torch.set_flush_denormal(True)`` sets the
 flush-to-zero and denormals-are-zero flags of the *calling* thread only. Threads inherit them when

@@ -119,7 +119,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
         raise ValueError(f"HSC training needs at least 2 object samples, got {n}")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    # Subnormal floats (e.g. memory entries or Adam moments decaying towards 0) cost some CPUs two
+    # Subnormal floats (Adam moments, then weights, decaying towards 0 from epoch ~80 on Ped2) cost some CPUs two
     # orders of magnitude per operation; flush them to zero where the CPU supports it.
     flush_denormals()
     gen = torch.Generator().manual_seed(seed)
