@@ -99,6 +99,12 @@ class SubnormalCounter(EpochClock):
         hsc_train._optimizer = capture_optimizer
         hsc_train.L.memory_update = capture_bank
 
+        def restore():
+            hsc_train.build_model, hsc_train._optimizer = make_model, make_optimizer
+            hsc_train.L.memory_update = update
+
+        self.restore = restore
+
     def hook(self, model):
         def count(_module, _inputs, output):
             if isinstance(output, torch.Tensor):
@@ -211,6 +217,8 @@ def main() -> None:
               f"(epochs 2..{len(t)})")
         print(f"last {k} epochs {last:.2f} s, first {k} {first:.2f} s: ratio {last / first:.2f}")
         steps.restore()
+        if args.count_subnormals:
+            clock.restore()  # the next optimiser's run wraps the originals again
         print(f"optimiser step: {steps.seconds / len(t):.2f} s per epoch, {100 * steps.seconds / t.sum():.0f} % "
               "of the training's time")
         print("final losses: " + ", ".join(f"{key} {v:.5f}" for key, v in result.history[-1].items() if key != "epoch"))
