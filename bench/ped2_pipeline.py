@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 import h5py
-import yaml
+
+from hscvad.config import load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("detect_track", "appearance", "flow", "velocity", "scene", "scene_labels", "train_hsc", "score", "explain",
@@ -176,7 +177,7 @@ def main() -> int:
     if args.summarise:
         summarise(args.summarise, args.dataset, None)
         return 0
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     root = cfg["datasets"][args.dataset]["root"]
     if not (REPO / root).exists():
         print(f"dataset root {root} missing: run scripts/setup.sh first", file=sys.stderr)

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from hscvad.config import load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -31,7 +32,7 @@ def main() -> int:
     from hscvad.stages import detect_track, pose
 
     models = SHARED / "models"
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = {"avenue": {"adapter": "avenue", "root": str(SHARED / "datasets" / "avenue")},
                        "ped2": {"adapter": "ucsd_ped", "root": str(SHARED / "datasets" / "ped2")}}
     cfg["detection"]["yolox"]["weights"] = str(models / "yolox_nano_416x416.onnx")

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from hscvad.config import load_config  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PER_VIDEO = ("detect_track", "appearance", "scene", "pose", "motion")
@@ -62,7 +64,7 @@ def make_shanghaitech(root: Path, n_videos: int, frames: int = 8, hw=(32, 48)) -
 
 
 def config_for(root: Path, workdir: Path) -> Path:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = {"shanghaitech": {**cfg["datasets"]["shanghaitech"], "root": str(root)}}
     # the models: this checkout's resources/ (a dry run plans fetch jobs for any that are missing)
     if (REPO / "resources").exists() and not (workdir / "resources").exists():

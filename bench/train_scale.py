@@ -19,7 +19,6 @@ compared to 1e-5 and beyond (its timings are not the pipeline's: training runs i
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hscvad.config import DEFAULT_ARCHITECTURE  # noqa: E402
+from hscvad.config import defaults  # noqa: E402
 from hscvad.hsc.train import StreamData, train_stream  # noqa: E402
 
 SIZES = {"velocity": (32, "velocity"), "appearance": (1280, "appearance")}
@@ -77,13 +76,9 @@ def main() -> None:
     if args.float64:
         torch.set_default_dtype(torch.float64)
     dim, arch_name = SIZES[args.stream]
-    cfg = {
-        "epochs": args.epochs, "batch_size": 128, "lr": 0.01, "optimizer": "adam", "weight_decay": 1e-4,
-        "tau": 0.5, "memory_momentum": 0.9, "rec_reduction": "mean", "feature_norm": "l2",
-        "architecture": copy.deepcopy(DEFAULT_ARCHITECTURE[arch_name]),
-        "ablation": {k: True for k in ("scene_aware_encoder", "object_centric_decoder", "loss_scene",
-                                       "loss_object", "loss_classification", "loss_reconstruction")},
-    }
+    hsc = defaults("hsc")  # the pipeline's training settings
+    cfg = {**hsc, "epochs": args.epochs, "optimizer": "adam", "feature_norm": "l2",
+           "architecture": hsc["architecture"][arch_name]}
     cfg["architecture"]["input_norm"] = "l2"
     data = synthetic(args.samples, args.scenes, args.classes, dim, args.scene_dim, seed=0)
     data.feat /= np.linalg.norm(data.feat, axis=1, keepdims=True)

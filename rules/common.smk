@@ -14,6 +14,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 # .venv/bin/snakemake without activating the venv); a rule's conda environment still comes first.
 os.environ.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
 
+from hscvad.codeversion import stage_code  # noqa: E402
 from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, params_json, validate  # noqa: E402
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
 from hscvad.config import OVERRIDABLE_SECTIONS, dataset_cfg, section  # noqa: E402
@@ -126,6 +127,13 @@ def per_video(pattern, split):
 def P(stage):
     """params: the JSON of exactly the settings that determine ``stage``'s result."""
     return lambda wildcards: params_json(config, wildcards.dataset, stage)
+
+
+def CODE(stage):
+    """params: the version of the code ``stage``'s result depends on (a hash of the source of the
+    hscvad modules it runs, hscvad.codeversion). The profiles leave out Snakemake's `code` rerun
+    trigger, which for script: rules looks at scripts/run_stage.py's modification time only."""
+    return lambda wildcards: stage_code(stage, config, wildcards.dataset)
 
 
 STREAM_FILES = {

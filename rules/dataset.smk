@@ -11,6 +11,7 @@ rule check_dataset:
         "results/{dataset}/dataset_check.json",
     params:
         p=P("check_dataset"),
+        code=CODE("check_dataset"),
         # the listing: adding or removing a video reruns the check
         videos=lambda w: " ".join(videos(w.dataset, "train") + ["|"] + videos(w.dataset, "test")),
     log:

@@ -40,6 +40,7 @@ rule evaluate:
         ),
     params:
         p=P("evaluate"),
+        code=CODE("evaluate"),
     log:
         stage_log("evaluate"),
     benchmark:
@@ -72,6 +73,7 @@ rule summarise_run:
     params:
         benchmarks=lambda w: f"results/{w.dataset}/benchmarks",
         shards=lambda w: shard_benchmarks(w.dataset),
+        code=CODE("summarise_run"),
     log:
         stage_log("summarise_run"),
     benchmark:
@@ -98,6 +100,7 @@ rule explain:
         csv="results/{dataset}/explain/top_objects.csv",
     params:
         p=P("explain"),
+        code=CODE("explain"),
     log:
         stage_log("explain"),
     benchmark:

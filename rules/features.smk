@@ -10,6 +10,7 @@ rule appearance:
         "results/{dataset}/objects/{split}/{video}.h5",
     params:
         p=P("appearance"),
+        code=CODE("appearance"),
         device=DEVICE,
     log:
         stage_log("appearance", per_video=True),
@@ -32,6 +33,7 @@ rule scene:
         "results/{dataset}/scene/{split}/{video}.h5",
     params:
         p=P("scene"),
+        code=CODE("scene"),
         device=DEVICE,
     log:
         stage_log("scene", per_video=True),

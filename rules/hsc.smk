@@ -9,6 +9,7 @@ rule scene_labels:
         plot="results/{dataset}/plots/scene_embedding.png",
     params:
         p=P("scene_labels"),
+        code=CODE("scene_labels"),
     log:
         stage_log("scene_labels"),
     benchmark:
@@ -32,6 +33,7 @@ rule train_hsc:
         history="results/{dataset}/hsc/history.csv",
     params:
         p=P("train_hsc"),
+        code=CODE("train_hsc"),
         device=DEVICE,
     log:
         stage_log("train_hsc"),
@@ -67,6 +69,7 @@ rule score:
         embedding=report("results/{dataset}/plots/object_embedding.png", category="Features"),
     params:
         p=P("score"),
+        code=CODE("score"),
         device=DEVICE,
     log:
         stage_log("score"),

@@ -10,6 +10,7 @@ rule pose:
         "results/{dataset}/pose/{split}/{video}.h5",
     params:
         p=P("pose"),
+        code=CODE("pose"),
         device=DEVICE,
     log:
         stage_log("pose", per_video=True),
@@ -33,6 +34,7 @@ rule motion:
         "results/{dataset}/motion/{split}/{video}.h5",
     params:
         p=P("motion"),
+        code=CODE("motion"),
         device=DEVICE,
     log:
         stage_log("motion", per_video=True),
@@ -57,6 +59,7 @@ rule augment_motion:
         "results/{dataset}/motion_augmentation/augmented.h5",
     params:
         p=P("augment_motion"),
+        code=CODE("augment_motion"),
         device=DEVICE,
     log:
         stage_log("augment_motion"),
@@ -81,6 +84,7 @@ rule train_motion_classifier:
         history="results/{dataset}/motion_augmentation/classifier_history.csv",
     params:
         p=P("train_motion_classifier"),
+        code=CODE("train_motion_classifier"),
         device=DEVICE,
     log:
         stage_log("train_motion_classifier"),
@@ -106,6 +110,7 @@ rule retrain_motion:
         history="results/{dataset}/motion_augmentation/history_ma.csv",
     params:
         p=P("retrain_motion"),
+        code=CODE("retrain_motion"),
         device=DEVICE,
     log:
         stage_log("retrain_motion"),

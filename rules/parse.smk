@@ -9,6 +9,7 @@ rule detect_track:
         "results/{dataset}/tracks/{split}/{video}.h5",
     params:
         p=P("detect_track"),
+        code=CODE("detect_track"),
         device=DEVICE,
     log:
         stage_log("detect_track", per_video=True),

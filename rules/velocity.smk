@@ -10,6 +10,7 @@ rule flow:
         "results/{dataset}/flow/{split}/{video}.h5",
     params:
         p=P("flow"),
+        code=CODE("flow"),
         device=DEVICE,
     log:
         stage_log("flow", per_video=True),
@@ -32,6 +33,7 @@ rule velocity:
         "results/{dataset}/velocity/{split}/{video}.h5",
     params:
         p=P("velocity"),
+        code=CODE("velocity"),
     log:
         stage_log("velocity", per_video=True),
     benchmark:

@@ -1,12 +1,18 @@
-"""Shared fixtures: paths to ../shared (tests needing it skip when absent) and tiny synthetic media."""
+"""Shared helpers: paths to ../shared (tests needing it skip when absent), tiny synthetic media and
+datasets, and running the workflow."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HSCVAD_SHARED", REPO.parent / "shared"))
@@ -70,3 +76,127 @@ def auc_from_csv(path: Path, column: str) -> float:
         rows = [r for r in csv.DictReader(fh) if r[column] != ""]
     return float(roc_auc_score([int(r["label"]) for r in rows], [float(r[column]) for r in rows]))
 
+
+
+# --- running the workflow -------------------------------------------------------------------------
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+STANDINS = Path(__file__).resolve().parent / "standin_backends.py"
+
+
+def smk(workdir: Path, cfg: dict | None, *args, check=True, timeout=900, snakefile: Path | None = None,
+        env: dict | None = None, cores: int = 2) -> subprocess.CompletedProcess:
+    """Snakemake on ``workdir`` with ``cfg`` written to ``workdir/config.yaml`` (given as --configfile;
+    None: the file already there), from this checkout's Snakefile or ``snakefile``."""
+    path = workdir / "config.yaml"
+    if cfg is not None:
+        path.write_text(yaml.safe_dump(cfg))
+    cmd = [*SNAKEMAKE, "-s", str(snakefile or REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(path),
+           "--cores", str(cores), *args]
+    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    if check and r.returncode != 0:
+        raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    jobs = {}
+    table = output.split("Job stats:")[-1] if "Job stats:" in output else ""
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def job_gpu(output: str) -> dict[str, set[int]]:
+    """The gpu resource each planned job of a dry run asks for, per rule."""
+    out: dict[str, set[int]] = {}
+    rule = None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+        m = re.search(r"resources: .*", line)
+        if m and rule:
+            g = re.search(r"gpu=(\d+)", line)
+            out.setdefault(rule, set()).add(int(g.group(1)) if g else 0)
+    return out
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    """A finished run's folder (results and Snakemake's metadata) copied with its modification
+    times, for a test to change without touching ``src``."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "src", "schemas", "profiles", "report", "envs", "config.yaml")
+
+
+def clone_workflow(dest: Path) -> Path:
+    """The workflow's files copied as a fresh clone has them: the same contents, new modification
+    times. Returns the clone's Snakefile."""
+    dest.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, copy_function=shutil.copy,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, dest / name)
+    return dest / "Snakefile"
+
+
+def synthetic_dataset(root: Path, n_train: int = 2, n_test: int = 2, n_frames: int = 48, hw=(48, 64)) -> dict:
+    """A dataset in the `folder` layout (``train/<video>/NNN.png``, ``test/<video>/NNN.png``,
+    ``labels/<video>.npy``): one bright square walking across a dark, noisy street at 1 px/frame;
+    in the second half of each test video a second, white square races through at 3 px/frame (abnormal)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    h, w = hw
+    for split, n in (("train", n_train), ("test", n_test)):
+        for v in range(n):
+            folder = root / split / f"{split[:2]}{v}"
+            folder.mkdir(parents=True)
+            labels = np.zeros(n_frames, np.int64)
+            for t in range(n_frames):
+                img = np.full((h, w, 3), 40, np.uint8) + rng.integers(0, 12, (h, w, 3), dtype=np.uint8)
+                x = (4 + v * 7 + t) % (w - 10)
+                img[8:24, x : x + 6] = (200, 190, 60)
+                if split == "test" and t >= n_frames // 2:
+                    xf = (3 * (t - n_frames // 2)) % (w - 8)
+                    img[30:44, xf : xf + 8] = (230, 230, 230)
+                    labels[t] = 1
+                cv2.imwrite(str(folder / f"{t:03d}.png"), img)
+            if split == "test":
+                (root / "labels").mkdir(exist_ok=True)
+                np.save(root / "labels" / f"{folder.name}.npy", labels)
+    return {"adapter": "folder", "root": str(root), "streams": ["appearance", "velocity"],
+            "evaluation": {"reference": {"window": 9, "sigma": 2}, "strict": {"sigma": 2}}}
+
+
+def synthetic_config(workdir: Path) -> dict:
+    """The shipped configuration (defaults filled in) on :func:`synthetic_dataset` in
+    ``workdir/data`` (a path relative to the working folder, so a copied run reads its own copy),
+    with the stand-in backends of ``standin_backends.py`` and a small, short HSC training."""
+    from hscvad.config import load_config
+
+    cfg = load_config()
+    cfg["datasets"] = {"syn": {**synthetic_dataset(workdir / "data"), "root": "data"}}
+    cfg["clip_length"] = 8
+    cfg["detection"].update(backend="standin_bright", classes=["person"])
+    cfg["appearance"].update(backend="standin_mean_colour", crops_per_sample=2)
+    cfg["scene"].update(backend="standin_brightness", foreground_classes=["bright"], frame_stride=2)
+    cfg["scene_labels"].update(tsne=False, eps=0.5, min_samples=2)
+    cfg["hsc"].update(epochs=6, batch_size=16, lr=0.001)
+    for stream in ("appearance", "velocity"):
+        cfg["hsc"]["architecture"][stream].update(encoder_hidden=[32], latent=16, decoder_hidden=[32])
+    return cfg
+
+
+#: the environment of a run with the stand-in backends
+STANDIN_ENV = {"HSCVAD_PLUGINS": str(STANDINS)}

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, write_frames, write_video
-from test_stages import PARAMS, RT, test_backends  # noqa: F401  (test_backends: autouse stand-in backends)
+from standin_backends import PARAMS, RT
 
-from hscvad.config import load_schema, stage_params, validate
+from hscvad.config import load_config, load_schema, stage_params, validate
 from hscvad.data import VideoError, build_dataset
 from hscvad.h5store import atomic_path, save_torch, write_json
 from hscvad.stages import detect_track
@@ -47,7 +47,7 @@ def smk(tmp: Path, cfg: dict, *args, timeout=300):
 
 
 def repo_config(**datasets) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = datasets
     return cfg
 
@@ -80,10 +80,12 @@ def _unchanged(cfg, root):
 
 PLANNING_CASES = [
     ("top-level typo", _typo_top, [], "hsc: Additional properties are not allowed ('epoch' was unexpected)"),
-    ("model block typo", _typo_model_block, [], "detection.yolox: 'weigths' is not one of ['weights'"),
+    ("model block typo", _typo_model_block, [],
+     "detection.yolox: Additional properties are not allowed ('weigths' was unexpected)"),
     ("dataset override typo", _typo_dataset_override, [],
      "datasets.own.detection: Additional properties are not allowed ('scor_threshold' was unexpected)"),
-    ("dataset tracker typo", _typo_dataset_tracker, [], "datasets.own.tracking.bytetrack: 'high_thresh' is not one of"),
+    ("dataset tracker typo", _typo_dataset_tracker, [],
+     "datasets.own.tracking.bytetrack: Additional properties are not allowed ('high_thresh' was unexpected)"),
     ("missing root", _missing_root, [], "datasets.own.root: dataset folder not found"),
     ("unknown dataset", _unchanged, ["target=results/foo/auc.json"],
      "datasets.foo: no such dataset in the configuration (known: own)"),
@@ -111,7 +113,7 @@ def test_any_nested_setting_can_be_set_from_the_command_line():
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     update_config(cfg, parse_config(["hsc={epochs: 201, readout: {effective_entries: 7.5}}",
                                      "datasets={ped2: {allow_partial: true}}"]))
     assert cfg["hsc"]["epochs"] == "201"  # what the validator receives

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import PED2, REPO, SHARED, need_shared, write_frames, write_video
 
+from hscvad.config import load_config
 from hscvad.data import DatasetError, LabelError, build_dataset
 from hscvad.data.benchmarks import BENCHMARKS, video_key
 from hscvad.data.check import check_dataset, how_to_get
@@ -168,7 +169,7 @@ def test_how_to_get_names_the_fetch_rule_or_the_place_to_put_files():
 
 
 def _smk(tmp: Path, datasets: dict, *args):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = datasets
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [*SNAKEMAKE, "-d", str(tmp), "--configfile", str(tmp / "config.yaml"), "--cores", "1", *args]

@@ -5,6 +5,7 @@ import tarfile
 
 import pytest
 
+from hscvad.config import load_config
 from hscvad.stages.fetch import FetchError, fetch
 
 
@@ -80,15 +81,13 @@ def _avenue_item(data, gt, **kw):
 
 
 def test_fetch_avenue_unpacks_both_archives_into_the_adapter_layout(tmp_path):
-    import yaml
-    from conftest import REPO
 
     from hscvad.data import build_dataset
 
     data, gt = _avenue_archives(tmp_path / "src")
     item = _avenue_item(data, gt)
     # the shipped item has the same structure (archive members -> the adapter's folders)
-    shipped = yaml.safe_load((REPO / "config.yaml").read_text())["fetch"]["avenue"]
+    shipped = load_config()["fetch"]["avenue"]
     assert [a["members"] for a in shipped["archives"]] == [a["members"] for a in item["archives"]]
     out = tmp_path / "resources" / "datasets" / "avenue"
     fetch(item, str(out))
@@ -183,7 +182,7 @@ def test_the_fetch_avenue_rule_places_the_dataset_where_the_config_points(tmp_pa
     from conftest import REPO
 
     data, gt = _avenue_archives(tmp_path / "src")
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     root = tmp_path / "data" / "avenue"
     cfg["datasets"] = {"avenue": {"adapter": "avenue", "root": str(root), "benchmark": "avenue"}}
     cfg["fetch"]["avenue"] = _avenue_item(data, gt)

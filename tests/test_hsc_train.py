@@ -11,7 +11,7 @@ from hscvad.hsc.train import StreamData, load_checkpoint, prepare_features, save
 CFG = {
     "epochs": 12, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "weight_decay": 1e-4, "tau": 0.5,
     "memory_momentum": 0.9, "rec_reduction": "mean", "feature_norm": "l2",
-    "architecture": {"encoder_hidden": [32], "latent": 16, "decoder_hidden": [24]},
+    "architecture": {"encoder_hidden": [32], "latent": 16, "decoder_hidden": [24], "block": "ours"},
     "ablation": {"scene_aware_encoder": True, "object_centric_decoder": True, "loss_scene": True,
                  "loss_object": True, "loss_classification": True, "loss_reconstruction": True},
 }

@@ -6,8 +6,8 @@ from conftest import MODELS, PED2, need_shared
 
 from hscvad.features import object_samples
 from hscvad.models.detection import Detections, _tiles, box_iou, nms
+from hscvad.models.registry import DETECTORS, TRACKERS
 from hscvad.models.scene import scene_cells
-from hscvad.models.tracking import ByteTrack
 from hscvad.stages.appearance import select_rows
 
 
@@ -30,7 +30,7 @@ def test_bytetrack_keeps_identities_through_a_missed_frame_and_low_scores():
     frames = moving_boxes()
     frames[15] = frames[15].select(np.array([True, False, True]))  # object 2 missed
     frames[20].scores[0] = 0.25  # low-score detection: kept by the second association
-    tr = ByteTrack(high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6)
+    tr = TRACKERS.build("bytetrack", {"high_threshold": 0.5, "low_threshold": 0.1, "new_track_threshold": 0.6})
     ids_per_obj = {0: set(), 1: set(), 2: set()}
     for t, d in enumerate(frames):
         ids, idx = tr.update(d)
@@ -46,7 +46,7 @@ def test_bytetrack_keeps_identities_through_a_missed_frame_and_low_scores():
 
 
 def test_bytetrack_is_class_aware_and_needs_two_frames_to_confirm():
-    tr = ByteTrack(high_threshold=0.5, new_track_threshold=0.6)
+    tr = TRACKERS.build("bytetrack", {"high_threshold": 0.5, "new_track_threshold": 0.6})
     box = np.array([[10, 10, 30, 50]], np.float32)
     ids0, _ = tr.update(Detections(box, np.array([0.9], np.float32), np.array([0])))
     assert len(ids0) == 1  # first frame: confirmed at once (ByteTrack)
@@ -57,7 +57,7 @@ def test_bytetrack_is_class_aware_and_needs_two_frames_to_confirm():
 
 
 def test_bytetrack_empty_frames():
-    tr = ByteTrack()
+    tr = TRACKERS.build("bytetrack")
     for _ in range(3):
         ids, idx = tr.update(Detections.empty())
         assert len(ids) == 0 and len(idx) == 0
@@ -104,11 +104,8 @@ def test_object_samples_and_evenly_spaced_crop_rows():
 def test_yolox_finds_people_and_the_bicycle_on_a_real_ped2_frame():
     import cv2
 
-    from hscvad.models.detection import YOLOX
-    from hscvad.models.registry import Runtime
-
     img = cv2.cvtColor(cv2.imread(str(PED2 / "testing" / "frames" / "01" / "100.jpg")), cv2.COLOR_BGR2RGB)
-    det = YOLOX(MODELS / "yolox_nano_416x416.onnx", Runtime("cpu", 1), upscale=2.0).detect(img)
+    det = DETECTORS.build("yolox", {"weights": str(MODELS / "yolox_nano_416x416.onnx")}).detect(img)
     strong = det.select(det.scores > 0.5)
     assert (strong.classes == 0).sum() >= 8  # many pedestrians
     assert (det.select(det.scores > 0.3).classes == 1).any()  # the cyclist's bicycle
@@ -118,7 +115,7 @@ def test_yolox_finds_people_and_the_bicycle_on_a_real_ped2_frame():
 def test_a_registry_forgets_an_unregistered_backend():
     from hscvad.models.registry import Registry
 
-    reg = Registry("thing")
+    reg = Registry("thing", "thing")
 
     class A:
         pass

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import MODELS, REPO, SHARED, need_shared
+from conftest import MODELS, SHARED, need_shared
 
+from hscvad.config import load_config
 from hscvad.motion import augment as A
 from hscvad.motion.classifier import abnormal_probability, load_classifier, train_classifier
 
@@ -165,14 +166,13 @@ AVENUE = SHARED / "datasets" / "avenue"
 @need_shared(AVENUE / "training_videos" / "12.avi", MODELS / "movenet_singlepose_lightning_int8_4.tflite",
              MODELS / "yolox_nano_416x416.onnx")
 def test_pose_on_real_avenue_people(tmp_path):
-    import yaml
 
     from hscvad.config import stage_params, validate
     from hscvad.h5store import read_arrays
     from hscvad.models.registry import Runtime
     from hscvad.stages import detect_track, pose
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = {"av": {"adapter": "avenue", "root": str(AVENUE)}}
     cfg["detection"]["yolox"]["weights"] = str(MODELS / "yolox_nano_416x416.onnx")
     cfg["pose"]["movenet"]["weights"] = str(MODELS / "movenet_singlepose_lightning_int8_4.tflite")

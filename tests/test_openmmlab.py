@@ -19,9 +19,9 @@ import pytest
 import yaml
 from conftest import MODELS, REPO, need_shared
 
+from hscvad.config import load_config
 from hscvad.models.detection import Detections
 from hscvad.models.motion import build_motion
-from hscvad.models.openmmlab.appearance import TimmViT
 from hscvad.models.openmmlab.loading import install_shims
 from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, TRACKERS, Runtime, WeightsError, sha256sum
 
@@ -43,7 +43,7 @@ def frame():
 
 
 def test_yolov3_detects_on_a_frame_and_in_a_batch(frame):
-    det = DETECTORS.build("mmdet_yolov3", {"input_size": 320, "min_score": 0.0}, CPU, "detection")
+    det = DETECTORS.build("mmdet_yolov3", {"weights": None, "input_size": 320, "min_score": 0.0}, CPU)
     assert "RANDOM WEIGHTS" in det.describe()
     d = det.detect(frame)
     assert isinstance(d, Detections)
@@ -82,7 +82,7 @@ def test_mmdet_tracker_follows_two_moving_boxes(backend):
 
 
 def test_hrnet_keypoints_for_boxes(frame):
-    pose = POSE.build("mmpose_hrnet", {}, CPU, "pose")
+    pose = POSE.build("mmpose_hrnet", {"weights": None}, CPU)
     boxes = np.array([[55, 25, 90, 95], [10, 10, 40, 70], [100, 20, 150, 110]], np.float32)
     kp = pose.keypoints(frame, boxes)
     assert kp.shape == (3, 17, 3) and kp.dtype == np.float32
@@ -90,7 +90,8 @@ def test_hrnet_keypoints_for_boxes(frame):
 
 
 def test_posec3d_feature_and_action_class_for_a_batch_of_clips():
-    model = build_motion({"backend": "mmaction_posec3d", "min_score": 0.2, "mmaction_posec3d": {"batch_size": 2}}, CPU)
+    model = build_motion({"backend": "mmaction_posec3d", "min_score": 0.2,
+                          "mmaction_posec3d": {"weights": None, "batch_size": 2}}, CPU)
     rng = np.random.default_rng(1)
     S, T = 3, 16
     K = np.zeros((S, T, 17, 3), np.float32)
@@ -105,7 +106,7 @@ def test_posec3d_feature_and_action_class_for_a_batch_of_clips():
 
 
 def test_deeplabv3plus_cityscapes_class_scores(frame):
-    seg = SCENE.build("mmseg_deeplabv3plus", {"input_scale": [160, 120]}, CPU, "scene")
+    seg = SCENE.build("mmseg_deeplabv3plus", {"weights": None, "input_scale": [160, 120]}, CPU)
     p = seg.class_scores(frame)
     assert p.shape == (19, 120, 160) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-4)
@@ -114,11 +115,11 @@ def test_deeplabv3plus_cityscapes_class_scores(frame):
 
 def test_vit_embeds_a_crop_batch():
     # ViT-L/16 with random weights is 300M parameters; the same code path on ViT-Ti keeps CI fast
-    vit = APPEARANCE.build("timm_vit", {"arch": "vit_tiny_patch16_224", "batch_size": 3}, CPU, "appearance")
+    vit = APPEARANCE.build("timm_vit", {"arch": "vit_tiny_patch16_224", "weights": None, "batch_size": 3}, CPU)
     crops = np.random.default_rng(2).integers(0, 255, (5, 224, 224, 3), dtype=np.uint8)
     emb = vit.embed(crops)
     assert emb.shape == (5, vit.dim) == (5, 192) and emb.dtype == np.float32
-    large = TimmViT({"batch_size": 1}, CPU, "appearance.timm_vit")
+    large = APPEARANCE.build("timm_vit", {"weights": None, "batch_size": 1}, CPU)
     assert large.dim == 1024 and large.input_hw == (224, 224)
 
 
@@ -194,7 +195,7 @@ def test_paper_preset_runs_end_to_end_on_cpu_with_random_weights(tmp_path):
     Smaller inputs than the paper's keep it short: 32 frames per video, YOLOv3 at 320 px,
     DeepLabV3+ at the frame's size, PoseConv3D on 16 instead of 48 sampled frames, ViT-Ti/16
     (192-d) instead of ViT-L/16 (1024-d; the same code, test_vit_embeds_a_crop_batch)."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["models"] = "paper"
     cfg["datasets"] = {"ped2paper": _ped2_smoke_subset(tmp_path, "ped2paper", ["appearance"]),
                        "ped2motion": _ped2_smoke_subset(tmp_path, "ped2motion", ["appearance", "motion"])}

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from hscvad.config import load_schema, stage_params, validate
+from hscvad.config import load_config, load_schema, stage_params, validate
 from hscvad.models.registry import BUILTIN_BACKENDS, registry_for
 from hscvad.settings import RULES, Derived, declaration, declared_keys, declared_paths
 
@@ -26,7 +25,7 @@ RUN_SETTINGS = ("models", "device", "fetch", "shards")
 
 
 def _config() -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     # every stream and motion augmentation on, so that every declared setting is in use
     cfg["datasets"][DATASET]["streams"] = ["appearance", "motion", "velocity"]
     cfg["motion_augmentation"]["enabled"] = True

@@ -6,81 +6,13 @@ import h5py
 import numpy as np
 import pytest
 from conftest import auc_from_csv, write_frames, write_video
+from standin_backends import PARAMS, RT, MeanColour
 
 from hscvad.features import assign_scenes
 from hscvad.h5store import FORMAT_VERSION, StoreError, contents, read_arrays
-from hscvad.models.appearance import AppearanceModel
-from hscvad.models.detection import Detections, Detector
-from hscvad.models.registry import APPEARANCE, DETECTORS, POSE, SCENE, Runtime, WeightsError, resolve_weights
-from hscvad.models.scene import SceneModel
+from hscvad.models.detection import Detections
+from hscvad.models.registry import APPEARANCE, DETECTORS, WeightsError, resolve_weights
 from hscvad.stages import appearance, detect_track, scene, scene_labels
-
-
-class BrightBlobDetector(Detector):
-    """Boxes around saturated pixels: a deterministic stand-in detector for stage tests."""
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls()
-
-    def detect(self, frame):
-        mask = frame.max(-1) > 150
-        if not mask.any():
-            return Detections.empty()
-        ys, xs = np.nonzero(mask)
-        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
-        return Detections(box, np.array([0.9], np.float32), np.array([0]))
-
-
-class MeanColour(AppearanceModel):
-    dim = 3
-    input_hw = (8, 8)
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls()
-
-    def embed(self, crops):
-        return crops.reshape(len(crops), -1, 3).mean(1).astype(np.float32)
-
-
-class Brightness(SceneModel):
-    classes = ("dark", "bright")
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls()
-
-    def class_scores(self, frame):
-        b = frame.mean(-1) / 255.0
-        return np.stack([1 - b, b])
-
-
-@pytest.fixture(autouse=True)
-def test_backends():
-    """The stand-in backends, registered for each test and removed after it (the global registries
-    hold only the package's own backends outside these tests)."""
-    added = [(DETECTORS, "test_bright", BrightBlobDetector), (APPEARANCE, "test_mean_colour", MeanColour),
-             (SCENE, "test_brightness", Brightness), (POSE, "test_box_corners", BoxCorners)]
-    for registry, name, cls in added:
-        registry.register(name)(cls)
-    yield
-    for registry, name, _ in added:
-        registry.unregister(name)
-
-
-PARAMS = {
-    "clip_length": 4,
-    "detection": {"backend": "test_bright", "classes": ["person"], "score_threshold": 0.1, "test_bright": {}},
-    "tracking": {"backend": "bytetrack", "bytetrack": {}},
-    "appearance": {"backend": "test_mean_colour", "crops_per_sample": 2, "context": 1.0, "batch_size": 3,
-                   "test_mean_colour": {}},
-    "scene": {"backend": "test_brightness", "cell": 16, "frame_stride": 2, "foreground_classes": ["bright"],
-              "test_brightness": {}},
-    "scene_labels": {"tsne": False, "perplexity": 30, "eps": 0.5, "min_samples": 2},
-    "seed": 0,
-}
-RT = Runtime("cpu", 1)
 
 
 def _folder_ds(tmp_path):
@@ -187,9 +119,9 @@ def test_a_shard_job_runs_its_videos_with_each_model_loaded_once(tmp_path, capfd
         assert "shard video 1/3: own/test/b" in log and "shard video 3/3: own/test/c" in log
         with shared_models():
             trk = [TRACKERS.build("bytetrack", {}, RT, "tracking") for _ in range(2)]
-            det = [DETECTORS.build("test_bright", {}, RT, "detection") for _ in range(2)]
+            det = [DETECTORS.build("standin_bright", {}, RT, "detection") for _ in range(2)]
         assert trk[0] is not trk[1] and det[0] is det[1]
-        assert DETECTORS.build("test_bright", {}, RT, "detection") is not det[0]  # outside a shard
+        assert DETECTORS.build("standin_bright", {}, RT, "detection") is not det[0]  # outside a shard
         capfd.readouterr()
         job.input.tracks = [tracks[0], str(tmp_path / "missing.h5"), tracks[2]]
         assert jobs.run(job) == 1
@@ -336,23 +268,6 @@ def test_evaluate_without_labels_writes_scores_and_plots(tmp_path):
     assert not (tmp_path / "auc2.json").exists()
 
 
-from hscvad.models.pose import PoseModel  # noqa: E402
-
-
-class BoxCorners(PoseModel):
-    """Keypoints spread over the box: a deterministic stand-in pose backend."""
-
-    @classmethod
-    def from_config(cls, cfg, runtime, key):
-        return cls()
-
-    def keypoints(self, frame, boxes):
-        t = np.linspace(0, 1, 17)
-        x = boxes[:, :1] + t * (boxes[:, 2:3] - boxes[:, :1])
-        y = boxes[:, 1:2] + t * (boxes[:, 3:4] - boxes[:, 1:2])
-        return np.stack([x, y, np.full_like(x, 0.9)], -1).astype(np.float32)
-
-
 @pytest.mark.motion
 @pytest.mark.parametrize("min_len,expected", [(10, 0), (9, 3)])
 def test_pose_and_motion_respect_the_tracklet_length(tmp_path, min_len, expected):
@@ -361,7 +276,8 @@ def test_pose_and_motion_respect_the_tracklet_length(tmp_path, min_len, expected
     ds = _folder_ds(tmp_path)  # train/a: one person tracked in all 10 frames
     t, p, m = tmp_path / "t.h5", tmp_path / "p.h5", tmp_path / "m.h5"
     detect_track.run("own", ds, "train", "a", str(t), PARAMS, RT)
-    params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": min_len, "test_box_corners": {}},
+    params = {**PARAMS, "pose": {"backend": "standin_box_corners", "min_track_length": min_len,
+                                 "standin_box_corners": {}},
               "motion": {"backend": "skeleton", "min_score": 0.2}}
     pose.run("own", ds, "train", "a", str(t), str(p), params, RT)
     info = motion.run(str(t), str(p), str(m), params)
@@ -378,7 +294,7 @@ def test_video_without_person_gives_empty_motion_file(tmp_path):
     ds = _folder_ds(tmp_path)
     t, p, m = tmp_path / "t.h5", tmp_path / "p.h5", tmp_path / "m.h5"
     detect_track.run("own", ds, "test", "blank", str(t), PARAMS, RT)
-    params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": 0, "test_box_corners": {}},
+    params = {**PARAMS, "pose": {"backend": "standin_box_corners", "min_track_length": 0, "standin_box_corners": {}},
               "motion": {"backend": "skeleton", "min_score": 0.2}}
     assert pose.run("own", ds, "test", "blank", str(t), str(p), params, RT)["n_persons"] == 0
     assert motion.run(str(t), str(p), str(m), params)["n_samples"] == 0
@@ -450,8 +366,8 @@ def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
     (root / "labels").mkdir()
     np.save(root / "labels" / "x.npy", np.r_[np.zeros(24, int), np.ones(24, int)])
     ds = {"adapter": "folder", "root": str(root)}
-    arch = {"encoder_hidden": [64], "latent": 32, "decoder_hidden": [48]}
-    params = {**PARAMS, "pose": {"backend": "test_box_corners", "min_track_length": 10, "test_box_corners": {}},
+    arch = {"encoder_hidden": [64], "latent": 32, "decoder_hidden": [48], "block": "ours"}
+    params = {**PARAMS, "pose": {"backend": "standin_box_corners", "min_track_length": 10, "standin_box_corners": {}},
               "motion": {"backend": "skeleton", "min_score": 0.2},
               "streams": ["appearance", "motion"], "motion_classes": 2,
               "flow": {"backend": "dis", "orientation_bins": 8, "magnitude_edges": [0.5, 1, 2, 4, 8],
@@ -531,7 +447,6 @@ def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
 
 
 def test_detect_frames_batches_in_order():
-    from hscvad.models.detection import Detections
 
     class Batched:
         calls = []

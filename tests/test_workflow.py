@@ -13,6 +13,7 @@ import torch
 import yaml
 from conftest import MODELS, PED2, REPO, auc_from_csv, need_shared
 
+from hscvad.config import load_config
 from hscvad.h5store import contents
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -21,7 +22,7 @@ REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m"
 
 
 def base_config(tmp: Path, **datasets) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"] = datasets
     for section, backend in (("detection", "yolox"), ("detection", "picodet"), ("appearance", "reid"),
                              ("scene", "deeplabv3_voc")):
@@ -450,7 +451,7 @@ def _avenue_layout(root: Path) -> None:
 @pytest.mark.openmmlab
 def test_paper_preset_dry_run_plans_every_stage_of_avenue(tmp_path):
     _avenue_layout(tmp_path / "avenue")
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = load_config()
     cfg["datasets"]["avenue"]["root"] = str(tmp_path / "avenue")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -483,7 +484,7 @@ def test_switching_presets_changes_exactly_the_model_stages():
     from hscvad.config import load_schema, stage_params, validate
 
     def params(models):
-        cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+        cfg = load_config()
         cfg["models"] = models
         cfg["datasets"]["avenue"]["streams"] = ["appearance", "motion"]
         validate(cfg, load_schema(REPO / "schemas" / "config.schema.yaml"))

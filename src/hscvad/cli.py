@@ -1,4 +1,5 @@
-"""``hscvad run <rule> ...``: one rule's job by hand, outside Snakemake (debugging, notebooks).
+"""``hscvad run <rule> ...``: one rule's job by hand, outside Snakemake (debugging, notebooks);
+``hscvad config``: the whole configuration as a run sees it, every default filled in.
 
 The workflow itself runs every job through ``scripts/run_stage.py`` (Snakemake's ``script:``); this
 command builds the same :class:`hscvad.jobs.Job` from the command line. Files are given as
@@ -49,11 +50,86 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--log", default=None, help="the job's log (stderr goes there)")
+    c = sub.add_parser("config", help="print the configuration as a run sees it (defaults filled in, each "
+                                      "setting described); nothing runs")
+    c.add_argument("files", nargs="*", default=["config.yaml"],
+                   help="config files, later ones updating earlier ones, as Snakemake's --configfile")
+    c.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings as Snakemake's --config gives them (hsc.lr=1e-3 or hsc='{lr: 1e-3}')")
+    c.add_argument("--no-comments", action="store_true", help="YAML only, without the descriptions")
     return p
+
+
+def show_config(files: list[str], sets: list[str], comments: bool = True) -> str:
+    """The configuration of ``files`` updated by ``sets``, validated with its defaults, as YAML; with
+    ``comments``, each setting's schema description on the line above it."""
+    import yaml
+
+    from .config import deep_merge, load_schema, validate
+
+    config: dict = {}
+    for f in files:
+        config = deep_merge(config, yaml.safe_load(Path(f).read_text()) or {})
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"hscvad config: --set {item!r}: give it as KEY=VALUE")
+        node = {}
+        target = node
+        *parents, last = key.split(".")
+        for k in parents:
+            target = target.setdefault(k, {})
+        target[last] = yaml.safe_load(value) if value.strip().startswith("{") else value
+        config = deep_merge(config, node)
+    schema = load_schema()
+    config = validate(config, schema)
+    text = yaml.safe_dump(config, sort_keys=False, width=110)
+    if not comments:
+        return text
+    return _describe(text, schema)
+
+
+def _describe(text: str, schema: dict) -> str:
+    """``text`` (YAML of a config) with each key's schema description as a comment above it."""
+    from .config import _subschema
+
+    out, stack = [], []  # (indent, schema node of that level's mapping)
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        key = stripped.split(":", 1)[0] if ":" in stripped and not stripped.startswith("- ") else None
+        while stack and stack[-1][0] > indent:
+            stack.pop()
+        parent = stack[-1][1] if stack and stack[-1][0] == indent else (schema if indent == 0 else None)
+        sub = None
+        if key is not None and isinstance(parent, dict):
+            parent = _subschema(parent, schema)
+            sub = parent.get("properties", {}).get(key)
+            if sub is None and isinstance(parent.get("additionalProperties"), dict):
+                sub = parent["additionalProperties"]
+            if sub is not None:
+                sub = _subschema(sub, schema)
+                desc = " ".join(str(sub.get("description", "")).split())
+                if desc:
+                    out.append(" " * indent + "# " + desc)
+        out.append(line)
+        if key is not None:
+            stack = [(i, n) for i, n in stack if i < indent] + [(indent, parent)]
+            if sub is not None:
+                stack.append((indent + 2, sub))
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "config":
+        from .config import ConfigError
+
+        try:
+            sys.stdout.write(show_config(args.files, args.set, comments=not args.no_comments))
+        except ConfigError as e:
+            raise SystemExit(f"Error: {e}") from None
+        return 0
     if args.params is not None:
         params = json.loads(args.params)
     else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +39,6 @@ PAPER_DATASET_SETTINGS: dict[str, dict[str, dict]] = {
     "ucsd_ped": {"detection": {"score_threshold": 0.5}, "tracking": {"mmdet_bytetrack": {"init_track_thr": 0.3}}},
 }
 
-DEFAULT_ARCHITECTURE = {
-    # supplement 3.2: appearance encoder [2048, 1280], decoder [1152, 1024 = feature size]
-    "appearance": {"encoder_hidden": [2048], "latent": 1280, "decoder_hidden": [1152]},
-    # motion encoder [1792, 1280], decoder [1024, feature size] (the paper's 512-d PoseConv3D feature)
-    "motion": {"encoder_hidden": [1792], "latent": 1280, "decoder_hidden": [1024]},
-    # the velocity stream (not in the paper): a 32-d descriptor, so a far smaller autoencoder; its
-    # columns mix px/frame, shares and ratios, so they are standardised with training statistics, one
-    # spread per group of columns in one unit (per-column spreads blow up directions never seen in training)
-    "velocity": {"encoder_hidden": [256], "latent": 128, "decoder_hidden": [256], "input_norm": "group"},
-}
-
-
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key."""
 
@@ -60,7 +50,14 @@ DATASET_SECTIONS = (*OVERRIDABLE_SECTIONS, "evaluation")
 
 
 def load_schema(path: Path | None = None) -> dict:
-    return yaml.safe_load(Path(path or SCHEMA_PATH).read_text())
+    if path is None or Path(path).resolve() == SCHEMA_PATH:
+        return copy.deepcopy(_schema())
+    return yaml.safe_load(Path(path).read_text())
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def _filling_defaults(validator_class):
@@ -94,17 +91,41 @@ def _subschema(schema: dict, root: dict) -> dict:
     return schema
 
 
+#: a number as people write it: 1e-3, 1E5, .5, -2., +3.0e+2 (YAML 1.1, which Snakemake's and PyYAML's
+#: loaders follow, reads a float only with a dot and a signed exponent, so 1e-3 arrives as a string)
+_NUMBER = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")
+
+
+def _number(text: str, integer: bool) -> int | float | None:
+    """``text`` as a number when it is written as one; with ``integer``, only a whole number (1e5 is
+    100000), else None."""
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    value = float(text.replace("_", ""))
+    if integer:
+        return int(value) if value.is_integer() else None
+    return int(value) if re.fullmatch(r"[-+]?[0-9_]+", text) else value
+
+
 def coerce_strings(node: Any, schema: dict, root: dict) -> Any:
     """Typed values for strings where the schema wants another type.
 
-    Snakemake reads the inside of a nested ``--config`` value as strings (``--config hsc='{epochs:
-    201}'`` gives ``"201"``); such a string is read as YAML and kept when the result has one of the
-    types the schema allows, so any nested setting can be given on the command line.
+    - A number as people write it (``1e-3``, ``1E5``, ``.5``) is a number wherever the schema wants
+      one, in a config file and on the command line alike.
+    - Snakemake reads the inside of a nested ``--config`` value as strings (``--config hsc='{epochs:
+      201}'`` gives ``"201"``); such a string is read as YAML and kept when the result has one of
+      the types the schema allows, so any nested setting can be given on the command line.
+
+    Anything else stays a string, and validation then names the key.
     """
     schema = _subschema(schema, root)
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
     if isinstance(node, str) and types and "string" not in types:
+        number = _number(node, integer="number" not in types)
+        if number is not None and ({"number", "integer"} & set(types)):
+            return number
         try:
             value = yaml.safe_load(node)
         except yaml.YAMLError:
@@ -131,12 +152,83 @@ def _resolve(ref: str, root: dict) -> dict:
     return node
 
 
-def validate(config: dict, schema: dict | None = None) -> dict:
-    """Validate ``config`` (in place) against the schema, fill defaults, apply the model preset."""
-    import jsonschema
-
+def with_defaults(config: dict, schema: dict | None = None) -> dict:
+    """``config`` (in place) with every missing setting set to its schema default, numbers written
+    as strings read as numbers; raises :class:`ConfigError` naming each invalid key. The model
+    preset is not applied (see :func:`validate`)."""
     schema = schema or load_schema()
     coerce_strings(config, schema, schema)
+    errors = _errors(config, schema)
+    if errors:
+        raise ConfigError(_error_text(errors))
+    return config
+
+
+def load_config(*paths: str | Path) -> dict:
+    """The config files ``paths`` (later ones updating earlier ones, as Snakemake's --configfile;
+    default: this checkout's config.yaml) with every default filled in, the model preset not
+    applied: a complete config to edit and hand to Snakemake, or to :func:`validate`."""
+    config: dict = {}
+    for path in paths or (SCHEMA_PATH.parents[1] / "config.yaml",):
+        config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return with_defaults(config)
+
+
+@lru_cache(maxsize=1)
+def _defaults_tree() -> dict:
+    return with_defaults({})
+
+
+def defaults(path: str = "") -> Any:
+    """The schema's default of the setting at dotted ``path`` (a section: all its defaults), a copy.
+    The one place defaults are written is ``schemas/config.schema.yaml``."""
+    node: Any = _defaults_tree()
+    for key in filter(None, path.split(".")):
+        node = node[key]
+    return copy.deepcopy(node)
+
+
+def backend_settings(section: str, backend: str, settings: dict | None = None,
+                     section_keys: tuple[str, ...] = ()) -> dict:
+    """A backend's complete settings: its block's schema defaults (``<section>.<backend>``, plus the
+    section-level keys in ``section_keys`` that the backend reads) updated by ``settings``,
+    validated; a backend the schema does not know (a plug-in) gets ``settings`` as given."""
+    import jsonschema
+
+    settings = copy.deepcopy(settings or {})
+    block = load_schema()["properties"].get(section, {}).get("properties", {}).get(backend)
+    if block is None:
+        return settings
+    extra = {k: settings.pop(k) for k in section_keys if k in settings}
+    out = deep_merge(defaults(f"{section}.{backend}"), settings)
+    coerce_strings(out, block, block)
+    errors = [([section, backend, *e.path], e.message) for e in jsonschema.Draft202012Validator(block).iter_errors(out)]
+    if errors:
+        raise ConfigError(_error_text(errors))
+    return {**{k: defaults(f"{section}.{k}") for k in section_keys}, **extra, **out}
+
+
+def _with_plugins(schema: dict) -> dict:
+    """``schema`` with the backends that plug-ins register (``$HSCVAD_PLUGINS``) added to each
+    section's ``backend`` choices."""
+    from .models.registry import SECTION_REGISTRIES
+
+    extra = {sec: reg.plugin_names() for sec, reg in SECTION_REGISTRIES.items()}
+    if not any(extra.values()):
+        return schema
+    schema = copy.deepcopy(schema)
+    for sec, names in extra.items():
+        backend = schema["properties"][sec]["properties"]["backend"]
+        if "enum" in backend:
+            backend["enum"] = [*backend["enum"], *names]
+    return schema
+
+
+def _errors(config: dict, schema: dict) -> list[tuple[list, str]]:
+    import jsonschema
+
+    schema = _with_plugins(schema)
+
     validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
     errors = [(list(e.path), e.message) for e in validator.iter_errors(config)]  # fills defaults as it goes
     # a dataset's overrides of a section must make a valid section: checked merged with the section
@@ -148,12 +240,20 @@ def validate(config: dict, schema: dict | None = None) -> dict:
             sub = jsonschema.Draft202012Validator({**schema["properties"][sec], "definitions": schema["definitions"]})
             errors += [(["datasets", name, sec, *e.path], e.message) for e in
                        sub.iter_errors(deep_merge(config[sec], ds[sec]))]
-    if errors:
-        lines = []
-        for path, message in sorted(errors, key=lambda e: [str(p) for p in e[0]])[:10]:
-            where = ".".join(str(p) for p in path) or "(top level)"
-            lines.append(f"  {where}: {message}")
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    return errors
+
+
+def _error_text(errors: list[tuple[list, str]]) -> str:
+    lines = []
+    for path, message in sorted(errors, key=lambda e: [str(p) for p in e[0]])[:10]:
+        where = ".".join(str(p) for p in path) or "(top level)"
+        lines.append(f"  {where}: {message}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` (in place) against the schema, fill defaults, apply the model preset."""
+    with_defaults(config, schema)
     preset = PRESETS[config["models"]]
     for stage, backend in preset.items():
         if config[stage].get("backend") is None:
@@ -167,9 +267,6 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         for ds in config["datasets"].values():
             for sec, values in PAPER_DATASET_SETTINGS.get(ds["adapter"], {}).items():
                 ds[sec] = deep_merge(values, ds.get(sec) or {})
-    arch = config["hsc"].setdefault("architecture", {})
-    for stream, default in DEFAULT_ARCHITECTURE.items():
-        arch[stream] = {**default, **arch.get(stream, {})}
     for name, ds in config["datasets"].items():
         if ds["adapter"] == "shanghaitech" and ds.get("mixture") and ds["mixture"] not in ("01+02", "04+08", "10+12"):
             raise ConfigError(f"datasets.{name}.mixture: {ds['mixture']!r} is not one of 01+02, 04+08, 10+12")

@@ -90,9 +90,10 @@ def histograms(strict, ref, keep, labels, path: Path, title: str) -> None:
         if y is None:
             ax.hist(scores, bins=bins, color="tab:gray", alpha=0.8, label="all frames")
         else:
-            for cls, colour, name in ((0, "tab:blue", "normal"), (1, "tab:red", "abnormal")):
-                ax.hist(scores[y == cls], bins=bins, color=colour, alpha=0.6, density=True,
-                        label=f"{name} ({(y == cls).sum()})")
+            for cls, colour, kind in ((0, "tab:blue", "normal"), (1, "tab:red", "abnormal")):
+                if (y == cls).any():
+                    ax.hist(scores[y == cls], bins=bins, color=colour, alpha=0.6, density=True,
+                            label=f"{kind} ({(y == cls).sum()})")
         ax.set_title(f"{title}: {name} protocol")
         ax.set_xlabel("frame score")
         ax.set_ylabel("density")

@@ -90,7 +90,7 @@ def build_model(cfg: dict[str, Any], feat_dim: int, scene_dim: int, n_scenes: in
     return SceneAwareAE(
         feat_dim, scene_dim, arch["encoder_hidden"], arch["latent"], arch["decoder_hidden"], n_scenes,
         scene_aware=abl["scene_aware_encoder"], object_centric=abl["object_centric_decoder"],
-        classifier=abl["loss_classification"], block=arch.get("block", "ours"),
+        classifier=abl["loss_classification"], block=arch["block"],
     )
 
 

@@ -72,7 +72,7 @@ class EfficientNetLite(AppearanceModel):
     # EfficientNet-Lite is trained with mean 127 and std 128 on 0..255 inputs
     MEAN, STD = 127.0, 128.0
 
-    def __init__(self, weights, runtime: Runtime, input_size=None, batch_size=64):
+    def __init__(self, weights, runtime: Runtime, input_size: int | None, batch_size: int):
         import torch
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -105,11 +105,11 @@ class EfficientNetLite(AppearanceModel):
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        path = cfg.get("weights")
+        path = cfg["weights"]
         if path is None:
             path = cls.wheel_weights()
-        w = resolve_weights(path, f"{key}.weights", cfg.get("sha256"))
-        return cls(w, runtime, cfg.get("input_size"), cfg.get("batch_size", 64))
+        w = resolve_weights(path, f"{key}.weights", cfg["sha256"])
+        return cls(w, runtime, cfg["input_size"], cfg["batch_size"])
 
     def _forward(self, x):
         feats = self.model.extract_features(x)
@@ -160,7 +160,7 @@ class PersonReID(AppearanceModel):
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        return cls(resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256")), runtime)
+        return cls(resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"]), runtime)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         x = crops[..., ::-1].astype(np.float32)  # RGB -> BGR, 0..255

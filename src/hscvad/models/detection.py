@@ -115,8 +115,8 @@ def _tiles(length: int, tile: int, overlap: int) -> list[int]:
 class YOLOX(Detector):
     """YOLOX with a raw head (``images`` 1x3xSxS BGR 0..255, top-left letterbox with 114)."""
 
-    def __init__(self, weights, runtime: Runtime, input_size=416, upscale=1.0, tile_overlap=64,
-                 min_score=0.05, nms_iou=0.45, merge_ios=0.8):
+    def __init__(self, weights, runtime: Runtime, input_size: int, upscale: float, tile_overlap: int,
+                 min_score: float, nms_iou: float, merge_ios: float):
         self.session = onnx_session(weights, runtime)
         self.input_name = self.session.get_inputs()[0].name
         self.size = int(input_size)
@@ -136,10 +136,9 @@ class YOLOX(Detector):
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        w = resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256"))
-        return cls(w, runtime, cfg.get("input_size", 416), cfg.get("upscale", 1.0),
-                   cfg.get("tile_overlap", 64), cfg.get("min_score", 0.05), cfg.get("nms_iou", 0.45),
-                   cfg.get("merge_ios", 0.8))
+        w = resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"])
+        return cls(w, runtime, cfg["input_size"], cfg["upscale"], cfg["tile_overlap"], cfg["min_score"],
+                   cfg["nms_iou"], cfg["merge_ios"])
 
     def describe(self) -> str:
         return f"yolox(input={self.size}, upscale={self.upscale})"
@@ -190,15 +189,15 @@ class PicoDet(Detector):
     MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
     STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
-    def __init__(self, weights, runtime: Runtime, input_size=320, min_score=0.05):
+    def __init__(self, weights, runtime: Runtime, input_size: int, min_score: float):
         self.session = onnx_session(weights, runtime)
         self.size = int(input_size)
         self.min_score = float(min_score)
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        w = resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256"))
-        return cls(w, runtime, cfg.get("input_size", 320), cfg.get("min_score", 0.05))
+        w = resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"])
+        return cls(w, runtime, cfg["input_size"], cfg["min_score"])
 
     def detect(self, frame: np.ndarray) -> Detections:
         import cv2

@@ -48,7 +48,7 @@ class DISFlow(FlowModel):
 
     @classmethod
     def from_config(cls, cfg: dict, runtime: Runtime, key: str = "flow.dis") -> DISFlow:
-        return cls(str(cfg.get("preset", "medium")), runtime)
+        return cls(str(cfg["preset"]), runtime)
 
     def flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         return self._dis.calc(_gray(prev), _gray(nxt), None)
@@ -62,8 +62,8 @@ class FarnebackFlow(FlowModel):
         import cv2
 
         cv2.setNumThreads(runtime.threads)
-        self.args = (float(cfg.get("pyr_scale", 0.5)), int(cfg.get("levels", 3)), int(cfg.get("winsize", 15)),
-                     int(cfg.get("iterations", 3)), int(cfg.get("poly_n", 5)), float(cfg.get("poly_sigma", 1.2)))
+        self.args = (float(cfg["pyr_scale"]), int(cfg["levels"]), int(cfg["winsize"]), int(cfg["iterations"]),
+                     int(cfg["poly_n"]), float(cfg["poly_sigma"]))
 
     @classmethod
     def from_config(cls, cfg: dict, runtime: Runtime, key: str = "flow.farneback") -> FarnebackFlow:

@@ -35,12 +35,15 @@ class MotionModel:
 class SkeletonDescriptor(MotionModel):
     dim = DIM
 
-    def __init__(self, min_score: float = 0.2):
+    #: the section-level settings it reads (motion.min_score), besides its own block's
+    section_settings = ("min_score",)
+
+    def __init__(self, min_score: float):
         self.min_score = float(min_score)
 
     @classmethod
     def from_config(cls, cfg, runtime: Runtime | None = None, key: str = "motion"):
-        return cls(cfg.get("min_score", 0.2))
+        return cls(cfg["min_score"])
 
     def embed(self, keypoints, boxes, tracked, frame_hw):
         return skeleton_descriptor(keypoints, boxes, tracked, self.min_score, frame_hw), None
@@ -50,5 +53,6 @@ def build_motion(params_motion: dict, runtime: Runtime) -> MotionModel:
     """The motion backend of a rule's ``motion`` params (backend, min_score, backend settings)."""
 
     b = params_motion["backend"]
-    cfg = {**params_motion.get(b, {}), "min_score": params_motion.get("min_score", 0.2)}
+    section_keys = getattr(MOTION.get(b, "motion.backend"), "section_settings", ())
+    cfg = {**params_motion.get(b, {}), **{k: params_motion[k] for k in section_keys}}
     return MOTION.build(b, cfg, runtime, "motion")

@@ -25,7 +25,7 @@ class PoseModel:
 
 
 class MoveNet(PoseModel):
-    def __init__(self, weights, runtime: Runtime, context: float = 1.25):
+    def __init__(self, weights, runtime: Runtime, context: float):
         from ai_edge_litert.interpreter import Interpreter
 
         self.interp = Interpreter(model_path=str(weights), num_threads=runtime.threads)
@@ -38,8 +38,8 @@ class MoveNet(PoseModel):
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        w = resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256"))
-        return cls(w, runtime, cfg.get("context", 1.25))
+        w = resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"])
+        return cls(w, runtime, cfg["context"])
 
     def keypoints(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         hw = (self.size, self.size)

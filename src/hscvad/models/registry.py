@@ -75,12 +75,52 @@ BUILTIN_BACKENDS: dict[str, dict[str, str]] = {
 }
 
 
+#: the environment variable naming plug-in modules: module names or paths of .py files, separated by
+#: commas; each is imported once, before the first backend is looked up, and registers its backends
+#: with ``<REGISTRY>.register(name)`` when imported (docs/architecture.md, "Your own backends")
+PLUGINS_ENV = "HSCVAD_PLUGINS"
+_plugins_loaded: set[str] = set()
+
+
+def load_plugins() -> list[str]:
+    """Import the plug-in modules that ``$HSCVAD_PLUGINS`` names (each once per process); returns
+    their names. Snakemake passes the variable on to every job, so a plug-in backend can be named in
+    the config of a workflow run like a built-in one."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        if name in _plugins_loaded:
+            continue
+        _plugins_loaded.add(name)
+        if name.endswith(".py"):
+            path = Path(name)
+            if not path.is_file():
+                raise ImportError(f"${PLUGINS_ENV}: plug-in file not found: {name}")
+            module = f"hscvad_plugin_{path.stem}"
+            if module not in sys.modules:
+                spec = importlib.util.spec_from_file_location(module, path)
+                mod = importlib.util.module_from_spec(spec)
+                sys.modules[module] = mod
+                spec.loader.exec_module(mod)
+        else:
+            try:
+                importlib.import_module(name)
+            except ImportError as e:
+                raise ImportError(f"${PLUGINS_ENV}: cannot import plug-in module {name!r}: {e}") from e
+    return names
+
+
 class Registry:
     """Backend name -> class for one stage family: the built-in table (imported lazily) plus
     classes registered at run time with :meth:`register` (plug-ins, test stand-ins)."""
 
-    def __init__(self, kind: str, stateless: bool = True):
+    def __init__(self, kind: str, section: str, stateless: bool = True):
         self.kind = kind
+        self.section = section  # the config section whose ``backend`` picks from this registry
         self.stateless = stateless  # a built backend may serve several videos (shared_models)
         self._items: dict[str, type] = {}
         self._lazy: dict[str, str] = dict(BUILTIN_BACKENDS.get(kind, {}))
@@ -102,6 +142,8 @@ class Registry:
     def get(self, name: str, key: str = "") -> type:
         """The backend class for ``name`` (its class attributes describe it), importing its module
         on first use."""
+        if name not in self._items and name not in self._lazy:
+            load_plugins()
         if name not in self._items:
             if name not in self._lazy:
                 known = ", ".join(self.names())
@@ -118,13 +160,30 @@ class Registry:
         return self._items[name]
 
     def names(self) -> list[str]:
+        load_plugins()
         return sorted(set(self._items) | set(self._lazy))
 
-    def build(self, name: str, cfg: dict[str, Any], runtime: Runtime, key: str) -> Any:
-        """The backend ``name`` built from its config section ``cfg``; inside :func:`shared_models`
-        (a shard job: several videos in one process) a stateless backend built before with the same
-        class, settings and runtime is returned again instead of being loaded a second time."""
+    def plugin_names(self) -> list[str]:
+        """The names registered at run time (plug-ins), not in the built-in table."""
+        load_plugins()
+        return sorted(set(self._items) - set(BUILTIN_BACKENDS.get(self.kind, {})))
+
+    def build(self, name: str, cfg: dict[str, Any] | None = None, runtime: Runtime | None = None,
+              key: str | None = None) -> Any:
+        """The backend ``name`` built from its settings ``cfg`` (the config block
+        ``<section>.<name>``): every setting missing from ``cfg`` takes its schema default
+        (:func:`hscvad.config.backend_settings`), so ``build(name)`` alone gives the backend the
+        pipeline runs by default; ``runtime`` defaults to one CPU thread.
+
+        Inside :func:`shared_models` (a shard job: several videos in one process) a stateless
+        backend built before with the same class, settings and runtime is returned again instead of
+        being loaded a second time."""
+        from ..config import backend_settings
+
+        key = key or self.section
         cls = self.get(name, key)
+        cfg = backend_settings(self.section, name, cfg, getattr(cls, "section_settings", ()))
+        runtime = runtime or Runtime()
         full_key = f"{key}.{name}" if key else name
         if _shared is None or not self.stateless:
             return cls.from_config(cfg, runtime, key=full_key)
@@ -151,13 +210,13 @@ def shared_models():
         _shared = outer
 
 
-DETECTORS = Registry("detector")
-TRACKERS = Registry("tracker", stateless=False)  # a tracker holds the tracks of one video
-APPEARANCE = Registry("appearance")
-SCENE = Registry("scene")
-POSE = Registry("pose")
-MOTION = Registry("motion")
-FLOW = Registry("optical flow")
+DETECTORS = Registry("detector", "detection")
+TRACKERS = Registry("tracker", "tracking", stateless=False)  # a tracker holds the tracks of one video
+APPEARANCE = Registry("appearance", "appearance")
+SCENE = Registry("scene", "scene")
+POSE = Registry("pose", "pose")
+MOTION = Registry("motion", "motion")
+FLOW = Registry("optical flow", "flow")
 
 #: the registry of each config section that selects a backend
 SECTION_REGISTRIES = {"detection": DETECTORS, "tracking": TRACKERS, "appearance": APPEARANCE, "scene": SCENE,

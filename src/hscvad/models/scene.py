@@ -65,7 +65,7 @@ class DeepLabV3VOC(SceneModel):
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
-        return cls(resolve_weights(cfg.get("weights"), f"{key}.weights", cfg.get("sha256")), runtime)
+        return cls(resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"]), runtime)
 
     def class_scores(self, frame: np.ndarray) -> np.ndarray:
         import cv2

@@ -82,9 +82,9 @@ def _match(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ByteTrack:
-    def __init__(self, high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6,
-                 match_threshold=0.8, second_match_threshold=0.5, unconfirmed_match_threshold=0.7,
-                 track_buffer=30, fuse_score=True, frame_rate=25.0):
+    def __init__(self, high_threshold: float, low_threshold: float, new_track_threshold: float,
+                 match_threshold: float, second_match_threshold: float, unconfirmed_match_threshold: float,
+                 track_buffer: int, fuse_score: bool, frame_rate: float = 25.0):
         # detection score thresholds: high, low (second association) and new (to start a track)
         self.high, self.low, self.new = float(high_threshold), float(low_threshold), float(new_track_threshold)
         # IoU-cost thresholds of the three associations: confirmed, low-score, unconfirmed tracks
@@ -99,7 +99,7 @@ class ByteTrack:
     def from_config(cls, cfg, runtime=None, key="tracking", frame_rate=25.0):
         keys = ("high_threshold", "low_threshold", "new_track_threshold", "match_threshold",
                 "second_match_threshold", "unconfirmed_match_threshold", "track_buffer", "fuse_score")
-        return cls(**{k: cfg[k] for k in keys if k in cfg}, frame_rate=frame_rate)
+        return cls(**{k: cfg[k] for k in keys}, frame_rate=frame_rate)
 
     def describe(self) -> str:
         return f"bytetrack(high={self.high}, low={self.low}, new={self.new})"

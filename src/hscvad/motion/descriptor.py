@@ -30,9 +30,14 @@ def _masked_mean(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     return np.where(n > 0, (x * m).sum(axis) / np.maximum(n, 1), 0.0)
 
 
-def skeleton_descriptor(kpts: np.ndarray, boxes: np.ndarray, tracked: np.ndarray, min_score: float = 0.2,
+def skeleton_descriptor(kpts: np.ndarray, boxes: np.ndarray, tracked: np.ndarray, min_score: float | None = None,
                         frame_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """(S, T, 17, 3) keypoints, (S, T, 4) boxes, (S, T) tracked mask -> (S, 156) float32."""
+    """(S, T, 17, 3) keypoints, (S, T, 4) boxes, (S, T) tracked mask -> (S, 156) float32.
+    ``min_score`` None: the pipeline's default (``motion.min_score`` in the schema)."""
+    if min_score is None:
+        from ..config import defaults
+
+        min_score = defaults("motion.min_score")
     kpts = np.asarray(kpts, np.float64)
     boxes = np.asarray(boxes, np.float64)
     tracked = np.asarray(tracked, bool)

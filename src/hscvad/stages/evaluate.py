@@ -25,21 +25,20 @@ REFERENCE_FUSIONS = {
                        "(min-max, each stream weighted by its test range over its training std)",
     "equal": "equal-weight mean of the min-max-normalised streams (the public code's 0.5/0.5)",
 }
-REFERENCE_DEFAULTS = {"fusion": "training_spread"}
-#: evaluation.localisation when not set (RBDC / TBDC as Ramachandra and Jones define them)
-LOCALISATION_DEFAULTS = {"beta": 0.1, "alpha": 0.1, "max_fpr": 1.0, "min_region_area": 10, "overlap": 0.1}
 
 
 def _evaluation(config: dict, dataset: str) -> dict:
     from ..config import section
 
-    return _with_defaults(section(config, dataset, "evaluation"))
+    return section(config, dataset, "evaluation")
 
 
 def _with_defaults(ev: dict) -> dict:
-    """The evaluation section with the defaults of its sub-sections that a dataset override shares."""
-    return {**ev, "localisation": {**LOCALISATION_DEFAULTS, **ev.get("localisation", {})},
-            "reference": {**REFERENCE_DEFAULTS, **ev.get("reference", {})}}
+    """The evaluation settings ``ev`` over the schema's defaults (a job built by hand may give only
+    the settings it changes)."""
+    from ..config import deep_merge, defaults
+
+    return deep_merge(defaults("evaluation"), ev)
 
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)

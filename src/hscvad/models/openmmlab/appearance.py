@@ -19,7 +19,7 @@ class TimmViT(AppearanceModel, OpenMMLabBackend):
         import timm
         import torch
 
-        self.arch = cfg.get("arch", "vit_large_patch16_224")
+        self.arch = cfg["arch"]
         self.device = torch_device(runtime)
         self._use(timm.create_model(self.arch, pretrained=False, num_classes=0).eval().to(self.device), cfg, key)
         self.random = False  # LayerNorm only: no BatchNorm statistics to set
@@ -28,7 +28,7 @@ class TimmViT(AppearanceModel, OpenMMLabBackend):
         self.mean = torch.tensor(dc.get("mean", (0.5, 0.5, 0.5)), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(dc.get("std", (0.5, 0.5, 0.5)), device=self.device).view(1, 3, 1, 1)
         self.dim = int(self.model.num_features)
-        self.batch_size = int(cfg.get("batch_size", 32))
+        self.batch_size = int(cfg["batch_size"])
         self.input_hw = (self.size, self.size)  # crops are cut at this size
 
     def describe(self) -> str:

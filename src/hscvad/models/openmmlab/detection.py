@@ -14,12 +14,12 @@ class MMDetYOLOv3(Detector, OpenMMLabBackend):
     uses_gpu = True  # PyTorch: CUDA when present
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        mcfg = self._config("mmdet", "yolo/yolov3_d53_8xb8-ms-608-273e_coco.py", cfg)
-        size = int(cfg.get("input_size", 608))
+        mcfg = self._config("mmdet", cfg)
+        size = int(cfg["input_size"])
         for step in mcfg.test_pipeline:
             if step["type"] == "Resize":
                 step["scale"] = (size, size)
-        mcfg.model.test_cfg.score_thr = float(cfg.get("min_score", 0.05))
+        mcfg.model.test_cfg.score_thr = float(cfg["min_score"])
         self._init("mmdet.apis:init_detector", mcfg, cfg, runtime, key)
         self.size = size
 
@@ -53,13 +53,11 @@ class _MMDetTracker:
     """An mmdet 3.x tracker fed with our detections; ids are mapped back to detection rows."""
 
     conda_env = "openmmlab"  # its rules run in envs/openmmlab.yaml
-    tracker_cfg: dict = {}
-
     def __init__(self, cfg: dict):
         prepare("mmdet")
         from mmdet.registry import MODELS
 
-        self.cfg = {**self.tracker_cfg, **{k: v for k, v in cfg.items() if k in self.tracker_cfg}}
+        self.cfg = dict(cfg)  # the tracker's arguments: its config block (schemas/config.schema.yaml)
         self.tracker = MODELS.build({"type": self.mm_type, "motion": {"type": "KalmanFilter"}, **self.cfg})
         self.frame = -1
 
@@ -100,14 +98,7 @@ class _MMDetTracker:
 
 class MMDetByteTrack(_MMDetTracker):
     mm_type = "ByteTracker"
-    # the settings of mmdet's ByteTrack MOT17 config
-    tracker_cfg = {"obj_score_thrs": {"high": 0.6, "low": 0.1}, "init_track_thr": 0.7,
-                   "weight_iou_with_det_scores": True, "match_iou_thrs": {"high": 0.1, "low": 0.5, "tentative": 0.3},
-                   "num_frames_retain": 30}
 
 
 class MMDetOCSORT(_MMDetTracker):
     mm_type = "OCSORTTracker"
-    tracker_cfg = {"obj_score_thr": 0.3, "init_track_thr": 0.7, "weight_iou_with_det_scores": True,
-                   "match_iou_thr": 0.3, "num_tentatives": 3, "vel_consist_weight": 0.2, "vel_delta_t": 3,
-                   "num_frames_retain": 30}

@@ -137,14 +137,14 @@ def load_or_init(model, cfg: dict, key: str) -> None:
     (``init_cfg``: what training starts from), not PyTorch's defaults, whose activations blow
     up through the untrained BatchNorm layers of these networks."""
     if cfg.get("weights"):
-        load_checkpoint(model, cfg["weights"], cfg.get("sha256"), f"{key}.weights")
+        load_checkpoint(model, cfg["weights"], cfg["sha256"], f"{key}.weights")
     else:
         import contextlib
         import io
 
         import torch
 
-        torch.manual_seed(int(cfg.get("seed", 0)))
+        torch.manual_seed(int(cfg["seed"]))
         mm_logger = None
         if importlib.util.find_spec("mmengine") is not None:
             from mmengine.logging import MMLogger
@@ -177,11 +177,11 @@ class OpenMMLabBackend:
     def from_config(cls, cfg, runtime, key):
         return cls(cfg, runtime, key)
 
-    def _config(self, package: str, default: str, cfg: dict):
-        """The model's config shipped inside the installed ``package`` (``cfg["config"]``, else
-        ``default``), the shims installed first; a backend edits it before :meth:`_init`."""
+    def _config(self, package: str, cfg: dict):
+        """The model's config ``cfg["config"]`` shipped inside the installed ``package``, the shims
+        installed first; a backend edits it before :meth:`_init`."""
         prepare(package)
-        return mim_config(package, cfg.get("config", default))
+        return mim_config(package, cfg["config"])
 
     def _init(self, init: str, mcfg, cfg: dict, runtime: Runtime, key: str) -> None:
         """Build the model with ``init`` (``"module:function"``, e.g. ``"mmpose.apis:init_model"``) on

@@ -22,16 +22,16 @@ class MMActionPoseC3D(MotionModel, OpenMMLabBackend):
     n_classes = 60  # NTU-60
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        mcfg = self._config("mmaction", "skeleton/posec3d/slowonly_r50_8xb16-u48-240e_ntu60-xsub-keypoint.py", cfg)
+        mcfg = self._config("mmaction", cfg)
         from mmengine.dataset import Compose
 
         self._init("mmaction.apis:init_recognizer", mcfg, cfg, runtime, key)
-        self.clip_len = int(cfg.get("clip_len", 48))  # frames sampled from a clip (trained with 48)
+        self.clip_len = int(cfg["clip_len"])  # frames sampled from a clip (trained with 48)
         for step in mcfg.val_pipeline:
             if step["type"] == "UniformSampleFrames":
                 step["clip_len"] = self.clip_len
         self.pipeline = Compose(mcfg.val_pipeline)
-        self.batch_size = int(cfg.get("batch_size", 16))
+        self.batch_size = int(cfg["batch_size"])
 
     def describe(self) -> str:
         return f"mmaction_posec3d({self.weights})"

@@ -14,8 +14,7 @@ class MMPoseHRNet(PoseModel, OpenMMLabBackend):
     uses_gpu = True  # PyTorch: CUDA when present
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        mcfg = self._config("mmpose", "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-"
-                            "256x192.py", cfg)
+        mcfg = self._config("mmpose", cfg)
         self._init("mmpose.apis:init_model", mcfg, cfg, runtime, key)
 
     def describe(self) -> str:

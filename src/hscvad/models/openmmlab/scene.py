@@ -24,8 +24,8 @@ class MMSegDeepLabV3Plus(SceneModel, OpenMMLabBackend):
     foreground = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
     def __init__(self, cfg: dict, runtime: Runtime, key: str):
-        mcfg = self._config("mmseg", "deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py", cfg)
-        scale = cfg.get("input_scale")  # (w, h) the test pipeline resizes to, keeping the aspect ratio
+        mcfg = self._config("mmseg", cfg)
+        scale = cfg["input_scale"]  # (w, h) the test pipeline resizes to, keeping the aspect ratio
         if scale:
             for step in mcfg.test_pipeline:
                 if step["type"] == "Resize":

@@ -1,0 +1,176 @@
+"""The workflow end to end on a small synthetic dataset with the stand-in backends (a plug-in, as
+users' own backends are): every output, and what a rerun plans after a change of settings, code,
+data or checkout. Each test that changes something works on its own copy of the finished run."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from conftest import (
+    STANDIN_ENV,
+    auc_from_csv,
+    clone_workflow,
+    copy_run,
+    planned_jobs,
+    smk,
+    synthetic_config,
+)
+
+pytestmark = pytest.mark.e2e
+TARGET = "results/syn/auc.json"
+PER_VIDEO = ("detect_track", "appearance", "scene", "flow", "velocity")
+
+
+def run(workdir, cfg, *args, **kw):
+    return smk(workdir, cfg, *args, env=STANDIN_ENV, **kw)
+
+
+def plan(workdir, cfg, *args, **kw) -> dict[str, int]:
+    return planned_jobs(run(workdir, cfg, "-n", *args, "--", TARGET, **kw).stdout)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run (auc.json and the run summary) of the synthetic dataset; read-only for tests."""
+    tmp = tmp_path_factory.mktemp("finished")
+    cfg = synthetic_config(tmp)
+    run(tmp, cfg, TARGET, "results/syn/run_summary.csv")
+    return tmp, cfg
+
+
+def test_a_run_writes_every_output_and_its_protocols(finished):
+    tmp, cfg = finished
+    res = tmp / "results" / "syn"
+    auc = json.loads((res / "auc.json").read_text())
+    assert auc["dataset"] == "syn" and auc["n_test_frames"] == 96 and auc["n_abnormal_frames"] == 48
+    assert set(auc["streams"]) == {"appearance", "velocity", "fused"}
+    for p in ("reference", "strict"):  # what auc.json reports is what the per-frame CSV gives
+        assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
+    assert auc["protocols"]["strict"]["micro_auc"] > 0.75  # the racing square stands out (chance: 0.5)
+    with h5py.File(res / "tracks" / "test" / "te0.h5") as f:
+        assert f.attrs["stage"] == "tracks" and len(np.unique(f["track_id"][()])) >= 2  # the racer is tracked
+    with h5py.File(res / "objects" / "train" / "tr0.h5") as f:
+        assert f["feature"].shape == (6, 3)  # 48 frames in clips of 8, one object, mean colour
+    with h5py.File(res / "velocity" / "test" / "te0.h5") as f:
+        assert f["feature"].shape[1] == 32
+    for rule in ("check_dataset", *PER_VIDEO, "scene_labels", "train_hsc", "score", "explain", "evaluate",
+                 "summarise_run"):
+        assert list((res / "logs" / rule).rglob("*.log")), rule
+        assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
+    rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
+    assert rows["detect_track"][1] == "4"  # jobs of the stage
+    assert not list(res.rglob("*.part"))
+    assert sorted(p.name for p in (res / "plots" / "videos").glob("*.png")) == ["te0.png", "te1.png"]
+
+
+def test_a_second_run_plans_nothing(finished):
+    tmp, cfg = finished
+    r = run(tmp, cfg, "-n", TARGET)
+    assert planned_jobs(r.stdout) == {} and "Nothing to be done" in r.stdout + r.stderr
+
+
+def embedded_files(html: str) -> dict[str, bytes]:
+    """The files a Snakemake report embeds (its results' data URIs), by file name."""
+    import base64
+    import re
+
+    pattern = r'"data:[^;"]+;charset=utf8;filename=([^;"]+);base64,([A-Za-z0-9+/=]+)"'
+    return {name: base64.b64decode(data) for name, data in re.findall(pattern, html)}
+
+
+def test_the_report_embeds_the_tables_and_figures(finished, tmp_path):
+    import cv2
+
+    work = copy_run(finished[0], tmp_path / "w")
+    run(work, finished[1], "--report", "report.html", "results/syn/run_summary.csv")
+    files = embedded_files((work / "report.html").read_text(errors="replace"))
+    assert {"auc_table.csv", "run_summary.csv", "score_curves.png", "histogram.png", "stage_times.png", "te0.png",
+            "te1.png"} <= set(files)
+    table = files["auc_table.csv"].decode().splitlines()
+    assert table[0] == "stream,protocol,micro_auc,macro_auc,n_videos_macro,n_frames"
+    assert {tuple(r.split(",")[:2]) for r in table[1:]} >= {("appearance", "strict"), ("velocity", "strict"),
+                                                           ("fused", "reference")}
+    summary = files["run_summary.csv"].decode().splitlines()
+    assert summary[0].startswith("stage,jobs,") and any(r.startswith("train_hsc,1,") for r in summary)
+    for name in ("score_curves.png", "histogram.png", "te0.png"):
+        img = cv2.imdecode(np.frombuffer(files[name], np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[0] > 100 and len(np.unique(img.reshape(-1, 3), axis=0)) > 20, name
+
+
+def test_a_fresh_clone_plans_nothing_and_a_stage_edit_reruns_exactly_what_follows(finished, tmp_path):
+    """Results follow code: each rule's params carry a hash of the source its stage runs."""
+    work = copy_run(finished[0], tmp_path / "w")
+    snakefile = clone_workflow(tmp_path / "clone")  # the same commit, files newer than every result
+    cfg = finished[1]
+    assert plan(work, cfg, snakefile=snakefile) == {}
+    # Snakemake's own code trigger compares the script's modification time: it would redo every job
+    every = plan(work, cfg, "--rerun-triggers", "mtime", "params", "input", "software-env", "code",
+                 snakefile=snakefile)
+    assert every["detect_track"] == 4 and every["evaluate"] == 1
+
+    score = snakefile.parent / "src" / "hscvad" / "stages" / "score.py"
+    original = score.read_text()
+    score.write_text(original + "\n_EDITED = True\n")
+    assert plan(work, cfg, snakefile=snakefile) == {"score": 1, "explain": 1, "evaluate": 1}
+    score.write_text(original)  # the same bytes again: nothing to do
+    assert plan(work, cfg, snakefile=snakefile) == {}
+
+    train = snakefile.parent / "src" / "hscvad" / "hsc" / "train.py"
+    train.write_text(train.read_text() + "\n_EDITED = True\n")
+    assert plan(work, cfg, snakefile=snakefile) == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+
+    shutil.rmtree(snakefile.parent / "src")
+    snakefile = clone_workflow(tmp_path / "clone2")  # a backend's module: the stage that builds it
+    flow = snakefile.parent / "src" / "hscvad" / "models" / "flow.py"
+    flow.write_text(flow.read_text() + "\n_EDITED = True\n")
+    assert plan(work, cfg, snakefile=snakefile) == {"flow": 4, "velocity": 4, "train_hsc": 1, "score": 1,
+                                                   "explain": 1, "evaluate": 1}
+
+
+def test_numbers_are_read_as_people_write_them(finished, tmp_path):
+    work = copy_run(finished[0], tmp_path / "w")
+    cfg = finished[1]
+    assert cfg["hsc"]["lr"] == 0.001
+    text = yaml.safe_dump(cfg).replace("lr: 0.001\n", "lr: 1e-3\n", 1)
+    assert "lr: 1e-3" in text and yaml.safe_load(text)["hsc"]["lr"] == "1e-3"  # YAML 1.1: a string
+    (work / "config.yaml").write_text(text)
+    assert plan(work, None) == {}  # read as 0.001: the params are the finished run's
+    assert plan(work, cfg, "--config", "hsc={lr: 1e-3, weight_decay: 1E-4}") == {}
+    assert plan(work, cfg, "--config", "hsc={lr: .002}") == {"train_hsc": 1, "score": 1, "explain": 1,
+                                                               "evaluate": 1}
+    r = run(work, cfg, "-n", "--config", "hsc={lr: fast}", "--", TARGET, check=False)
+    assert r.returncode != 0 and "hsc.lr: 'fast' is not of type 'number'" in r.stdout + r.stderr
+
+
+def test_a_changed_setting_reruns_its_stage_and_what_depends_on_it(finished, tmp_path):
+    work = copy_run(finished[0], tmp_path / "w")
+    cfg = finished[1]
+
+    def changed(edit):
+        c = json.loads(json.dumps(cfg))
+        edit(c)
+        return plan(work, c)
+
+    assert changed(lambda c: c["datasets"]["syn"]["evaluation"]["strict"].update(sigma=3)) == {"evaluate": 1}
+    assert changed(lambda c: c["hsc"].update(epochs=7)) == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert changed(lambda c: c["scene"].update(frame_stride=4)) == {
+        "scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert changed(lambda c: c["velocity"].update(parts=["flow", "track"])) == {
+        "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert changed(lambda c: c["explain"].update(objects_per_video=4)) == {"explain": 1, "evaluate": 1}
+
+
+def test_a_changed_label_or_video_reruns_exactly_what_reads_it(finished, tmp_path):
+    work = copy_run(finished[0], tmp_path / "w")  # the dataset, in the run's folder, copied with it
+    cfg = finished[1]
+    labels = np.load(work / "data" / "labels" / "te1.npy")
+    labels[23] = 1
+    np.save(work / "data" / "labels" / "te1.npy", labels)
+    assert plan(work, cfg) == {"check_dataset": 1, "evaluate": 1}
+    frame = work / "data" / "test" / "te0" / "010.png"
+    frame.write_bytes(frame.read_bytes())  # the same picture, a new file time
+    assert plan(work, cfg) == {"check_dataset": 1, **{s: 1 for s in PER_VIDEO}, "score": 1, "explain": 1,
+                               "evaluate": 1}
