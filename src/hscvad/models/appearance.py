@@ -14,7 +14,7 @@ import numpy as np
 from .registry import Runtime, onnx_session, resolve_weights
 
 
-def crop_windows(boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
+def crop_windows(boxes: np.ndarray, out_hw: tuple[int, int], context: float,
                  keep_aspect: bool = True) -> np.ndarray:
     """Crop windows (N, 4) as x0, y0, width, height: ``context`` times each box around its centre,
     widened to the output's aspect ratio with ``keep_aspect`` so objects are not distorted."""
@@ -30,7 +30,7 @@ def crop_windows(boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.
     return np.stack([cx - bw / 2, cy - bh / 2, bw, bh], 1)
 
 
-def crop_boxes(frame: np.ndarray, boxes: np.ndarray, out_hw: tuple[int, int], context: float = 1.2,
+def crop_boxes(frame: np.ndarray, boxes: np.ndarray, out_hw: tuple[int, int], context: float,
                keep_aspect: bool = True) -> np.ndarray:
     """Crop boxes (N, 4) out of ``frame`` through :func:`crop_windows`, resized to ``out_hw``;
     parts outside the frame are zero."""

@@ -23,7 +23,12 @@ class Runtime:
     threads: int = 1
 
     @staticmethod
-    def resolve(device: str = "auto", threads: int = 1) -> Runtime:
+    def resolve(device: str | None = None, threads: int = 1) -> Runtime:
+        """The runtime of the ``device`` setting (None: its default, ``auto``: CUDA when present)."""
+        if device is None:
+            from ..config import defaults
+
+            device = defaults("device")
         if device == "auto":
             try:
                 import torch

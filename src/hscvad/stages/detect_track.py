@@ -51,7 +51,7 @@ def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, out: str, 
     n = 0
     hw = None
     bar = progress(None, f"detect+track {video}", "frame")
-    batch = int(det_cfg.get(det_cfg["backend"], {}).get("batch_size", 1))
+    batch = int(getattr(detector, "batch_size", 1))  # frames per forward pass of a detector that batches
     for n, (frame, d) in enumerate(detect_frames(detector, source.frames(), batch), start=1):
         hw = hw or frame.shape[:2]
         d = d.select(np.isin(d.classes, wanted) & (d.scores >= min_score))

@@ -86,7 +86,7 @@ def choose_tau(z_train, bank, groups: np.ndarray, bank_groups: np.ndarray, reado
 
 
 def nn_distance(query: np.ndarray, ref: np.ndarray, query_group: np.ndarray | None = None,
-                ref_group: np.ndarray | None = None, batch_size: int = 2048) -> np.ndarray:
+                ref_group: np.ndarray | None = None, chunk: int = 2048) -> np.ndarray:
     """Squared Euclidean distance to the nearest reference sample (of another group when given):
     the plain 1-nearest-neighbour baseline over the same model inputs, kept as a diagnostic."""
     import torch
@@ -94,11 +94,11 @@ def nn_distance(query: np.ndarray, ref: np.ndarray, query_group: np.ndarray | No
     r = torch.from_numpy(np.ascontiguousarray(ref, np.float32))
     rg = torch.from_numpy(ref_group) if ref_group is not None else None
     out = []
-    for i in range(0, len(query), batch_size):
-        qq = torch.from_numpy(np.ascontiguousarray(query[i : i + batch_size], np.float32))
+    for i in range(0, len(query), chunk):
+        qq = torch.from_numpy(np.ascontiguousarray(query[i : i + chunk], np.float32))
         d = torch.cdist(qq, r).pow(2)
         if rg is not None:
-            d = d.masked_fill(torch.from_numpy(query_group[i : i + batch_size])[:, None] == rg[None, :], float("inf"))
+            d = d.masked_fill(torch.from_numpy(query_group[i : i + chunk])[:, None] == rg[None, :], float("inf"))
         out.append(d.min(1).values.numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

@@ -22,6 +22,7 @@ class MMDetYOLOv3(Detector, OpenMMLabBackend):
         mcfg.model.test_cfg.score_thr = float(cfg["min_score"])
         self._init("mmdet.apis:init_detector", mcfg, cfg, runtime, key)
         self.size = size
+        self.batch_size = int(cfg["batch_size"])  # frames per forward pass (detect_track batches them)
 
     def describe(self) -> str:
         return f"mmdet_yolov3({self.size}px, {self.weights})"
