@@ -80,7 +80,7 @@ def auc_from_csv(path: Path, column: str) -> float:
 
 # --- running the workflow -------------------------------------------------------------------------
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 STANDINS = Path(__file__).resolve().parent / "standin_backends.py"
 
 
@@ -91,8 +91,8 @@ def smk(workdir: Path, cfg: dict | None, *args, check=True, timeout=900, snakefi
     path = workdir / "config.yaml"
     if cfg is not None:
         path.write_text(yaml.safe_dump(cfg))
-    cmd = [*SNAKEMAKE, "-s", str(snakefile or REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(path),
-           "--cores", str(cores), *args]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile or REPO / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(path), "--cores", str(cores), *args]
     r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
                        env={**os.environ, **(env or {})})
     if check and r.returncode != 0:
@@ -200,3 +200,24 @@ def synthetic_config(workdir: Path) -> dict:
 
 #: the environment of a run with the stand-in backends
 STANDIN_ENV = {"HSCVAD_PLUGINS": str(STANDINS)}
+
+
+# --- the real Ped2 data and offline models ---------------------------------------------------------
+
+#: what the real-data workflow tests need
+REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m", PED2 / "testing" / "pixel_masks",
+                   MODELS / "yolox_nano_416x416.onnx", MODELS / "deeplabv3_mobilenetv2_voc_257.onnx")
+
+
+def base_config(tmp: Path, **datasets) -> dict:
+    """The shipped configuration (defaults filled in) with ``datasets`` and the offline models of ../shared."""
+    from hscvad.config import load_config as _load_config
+
+    cfg = _load_config()
+    cfg["datasets"] = datasets
+    for section, backend in (("detection", "yolox"), ("detection", "picodet"), ("appearance", "reid"),
+                             ("scene", "deeplabv3_voc")):
+        cfg[section][backend]["weights"] = str(MODELS / Path(cfg[section][backend]["weights"]).name)
+    return cfg
+
+

@@ -181,6 +181,7 @@ def _ped2_smoke_subset(tmp: Path, name: str, streams: list[str]) -> dict:
     return {"adapter": "ucsd_ped", "root": str(root), "streams": streams}
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 @need_shared(SHARED_PED2 / "training" / "frames" / "01", MODELS / "yolox_nano_416x416.onnx")
 def test_paper_preset_runs_end_to_end_on_cpu_with_random_weights(tmp_path):

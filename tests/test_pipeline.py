@@ -174,3 +174,33 @@ def test_a_changed_label_or_video_reruns_exactly_what_reads_it(finished, tmp_pat
     frame.write_bytes(frame.read_bytes())  # the same picture, a new file time
     assert plan(work, cfg) == {"check_dataset": 1, **{s: 1 for s in PER_VIDEO}, "score": 1, "explain": 1,
                                "evaluate": 1}
+
+
+def test_shards_write_the_per_video_jobs_files(finished, tmp_path):
+    """Several videos per job (config `shards`): the same files, byte for byte in every dataset and
+    attribute, as the per-video jobs; params unchanged; one log per shard naming its videos."""
+    from hscvad.h5store import contents
+
+    src, cfg = finished
+    work = copy_run(src, tmp_path / "w")
+    sharded = json.loads(json.dumps(cfg))
+    sharded["shards"].update(detect_track=2, appearance=2, scene=2, flow=2, velocity=2)
+    res = work / "results" / "syn"
+    kinds = {"tracks": "detect_track", "objects": "appearance", "scene": "scene", "flow": "flow",
+             "velocity": "velocity"}
+    for kind in kinds:
+        shutil.rmtree(res / kind)
+    targets = [f"results/syn/{k}/{s}/{v}.h5" for k in kinds for s, vs in (("train", ("tr0", "tr1")),
+                                                                          ("test", ("te0", "te1"))) for v in vs]
+    r = run(work, sharded, "-n", *targets)
+    assert planned_jobs(r.stdout) == {f"{stage}__shard_syn_{split}_000": 1 for stage in kinds.values()
+                                      for split in ("train", "test")}
+    run(work, sharded, *targets)
+    for target in targets:
+        assert contents(work / target) == contents(src / target), target
+    log = (res / "logs" / "appearance" / "shards" / "test_000.log").read_text()
+    assert "shard video 1/2: syn/test/te0" in log and "shard video 2/2: syn/test/te1" in log
+    # back to one job per video: the shards' params are the per-video jobs' (only Snakemake's input
+    # trigger, as a shard read all its videos' inputs, would rerun them)
+    r = run(work, cfg, "-n", "--rerun-triggers", "mtime", "params", "--", *targets)
+    assert planned_jobs(r.stdout) == {}, r.stdout

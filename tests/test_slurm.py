@@ -19,15 +19,14 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import PED2, REPO
-from test_workflow import REAL, SNAKEMAKE, base_config, smk
+from conftest import PED2, REAL, REPO, SNAKEMAKE, base_config, smk
 
 from hscvad.h5store import open_store
 
 sys.path.insert(0, str(REPO / "scripts"))
 import local_slurm  # noqa: E402
 
-pytestmark = [pytest.mark.slurm, pytest.mark.e2e, REAL]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.e2e, REAL]
 
 # the offline backends: PyTorch ones (EfficientNet-Lite0, HSC) ask for a GPU, the ONNX ones do not
 GPU_RULES = {"appearance", "train_hsc", "score"}
@@ -35,15 +34,19 @@ CPU_RULES = {"check_dataset", "detect_track", "scene", "scene_labels", "explain"
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
 
 
-def _subset(tmp: Path) -> dict:
-    """Ped2 training videos 01, 02 and test video 01 (abnormal from frame 61), frames layout."""
+def _subset(tmp: Path, n: int = 64) -> dict:
+    """``n`` frames of Ped2 training videos 01, 02 and of test video 01 (its frames 30 on, abnormal
+    from its 61st frame: the clip's 31st), frames layout: the cluster's mechanics, not the models, are
+    under test, so the videos are short."""
     root = tmp / "ped2sub"
-    for split, vids in (("training", ["01", "02"]), ("testing", ["01"])):
-        (root / split / "frames").mkdir(parents=True, exist_ok=True)
+    for split, vids, start in (("training", ["01", "02"], 0), ("testing", ["01"], 30)):
         for v in vids:
-            (root / split / "frames" / v).symlink_to(PED2 / split / "frames" / v)
-    line = next(l for l in (PED2 / "testing" / "UCSDped2.m").read_text().splitlines() if "gt_frame" in l)
-    (root / "testing" / "UCSDped2.m").write_text(line + "\n")
+            d = root / split / "frames" / v
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"{i:03d}.jpg").symlink_to(PED2 / split / "frames" / v / f"{start + i:03d}.jpg")
+    labels = f"TestVideoFile = {{}};\nTestVideoFile{{end+1}}.gt_frame = [31:{n}];\n"
+    (root / "testing" / "UCSDped2.m").write_text(labels)
     return {"adapter": "ucsd_ped", "root": str(root), "streams": ["appearance"]}
 
 

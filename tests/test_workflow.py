@@ -1,69 +1,32 @@
-"""The Snakemake workflow: lint, configuration errors, an end-to-end run on a real Ped2 subset
-(two training and two test videos with the real models), and what a rerun schedules."""
+"""The Snakemake workflow on real data: configuration errors, GPU requests, and (slow tier) an
+end-to-end run on a real Ped2 subset (two training and two test videos with the real models) with
+the motion and velocity streams and shards on copies of it."""
 
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import MODELS, PED2, REPO, auc_from_csv, need_shared
+from conftest import (
+    MODELS,
+    PED2,
+    REAL,
+    REPO,
+    SNAKEMAKE,
+    auc_from_csv,
+    base_config,
+    job_gpu,
+    need_shared,
+    planned_jobs,
+    smk,
+)
 
 from hscvad.config import load_config
-from hscvad.h5store import contents
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-REAL = need_shared(PED2 / "training" / "frames", PED2 / "testing" / "UCSDped2.m", PED2 / "testing" / "pixel_masks",
-                   MODELS / "yolox_nano_416x416.onnx", MODELS / "deeplabv3_mobilenetv2_voc_257.onnx")
-
-
-def base_config(tmp: Path, **datasets) -> dict:
-    cfg = load_config()
-    cfg["datasets"] = datasets
-    for section, backend in (("detection", "yolox"), ("detection", "picodet"), ("appearance", "reid"),
-                             ("scene", "deeplabv3_voc")):
-        cfg[section][backend]["weights"] = str(MODELS / Path(cfg[section][backend]["weights"]).name)
-    return cfg
-
-
-def smk(workdir: Path, cfg: dict, *args, check=True, timeout=900):
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    cmd = [*SNAKEMAKE, "-d", str(workdir), "--configfile", str(path), "--cores", "2", *args]
-    r = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"snakemake failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    return r
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table."""
-    jobs = {}
-    table = output.split("Job stats:")[-1] if "Job stats:" in output else ""
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-    return jobs
-
-
-def job_gpu(output: str) -> dict[str, set[int]]:
-    """The gpu resource each planned job of a dry run asks for, per rule."""
-    out: dict[str, set[int]] = {}
-    rule = None
-    for line in output.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):", line)
-        if m:
-            rule = m.group(1)
-        m = re.search(r"resources: .*", line)
-        if m and rule:
-            g = re.search(r"gpu=(\d+)", line)
-            out.setdefault(rule, set()).add(int(g.group(1)) if g else 0)
-    return out
 
 
 @REAL
@@ -82,12 +45,6 @@ def test_only_jobs_whose_backend_runs_on_a_gpu_ask_for_one(tmp_path):
     paper["detection"]["backend"] = "mmdet_yolov3"
     paper["datasets"]["p"]["detection"] = {"backend": "yolox"}
     assert job_gpu(smk(tmp_path, paper, "-n", "results/p/auc.json").stdout)["detect_track"] == {0}
-
-
-def test_lint_is_clean(tmp_path):
-    r = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "Lints for" not in (r.stdout + r.stderr), r.stdout + r.stderr
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -165,6 +122,7 @@ def ped2_run(tmp_path_factory):
 
 
 @REAL
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_end_to_end_outputs_and_schemas(ped2_run):
     tmp, cfg, _ = ped2_run
@@ -185,9 +143,12 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert auc["protocols"]["strict"]["micro_auc"] > 0.6  # real models, 2 training videos, 30 epochs
     lines = (res / "frame_scores.csv").read_text().splitlines()
     assert lines[0] == "video,frame,label,raw_appearance,strict,reference" and len(lines) == 361
-    plots = ("score_curves.png", "score_curves.pdf", "histogram.png", "scene_embedding.png", "object_embedding.png")
-    for plot in plots:
-        assert (res / "plots" / plot).stat().st_size > 5000
+    import cv2
+
+    for plot in ("score_curves.png", "histogram.png", "scene_embedding.png", "object_embedding.png"):
+        img = cv2.imread(str(res / "plots" / plot))  # a picture with something drawn on it
+        assert img is not None and len(np.unique(img.reshape(-1, 3), axis=0)) > 20, plot
+    assert (res / "plots" / "score_curves.pdf").read_bytes().startswith(b"%PDF")
     stages = {"tracks": "tracks", "objects": "objects", "scene": "scene"}
     for folder, stage in stages.items():
         for split in ("train", "test"):
@@ -225,64 +186,7 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
 
 
 @REAL
-@pytest.mark.e2e
-def test_second_run_schedules_nothing(ped2_run):
-    tmp, cfg, _ = ped2_run
-    r = smk(tmp, cfg, "-n", "results/ped2sub/auc.json")
-    assert planned_jobs(r.stdout) == {}, r.stdout
-    assert "Nothing to be done" in r.stdout + r.stderr
-
-
-@REAL
-@pytest.mark.e2e
-def test_run_summary_and_html_report(ped2_run):
-    tmp, cfg, _ = ped2_run
-    res = tmp / "results" / "ped2sub"
-    smk(tmp, cfg, "results/ped2sub/run_summary.csv")
-    rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
-    assert {"detect_track", "appearance", "scene", "train_hsc", "evaluate"} <= set(rows)
-    assert rows["detect_track"][1] == "4" and float(rows["detect_track"][2]) > 0  # jobs, wall seconds
-    table = (res / "auc_table.csv").read_text().splitlines()
-    assert table[0] == "stream,protocol,micro_auc,macro_auc,n_videos_macro,n_frames"
-    assert {tuple(r.split(",")[:2]) for r in table[1:]} >= {("appearance", "strict"), ("fused", "reference")}
-    assert sorted(p.name for p in (res / "plots" / "videos").glob("*.png")) == ["01.png", "02.png"]
-    smk(tmp, cfg, "--report", "report.html", "results/ped2sub/run_summary.csv")
-    html = (tmp / "report.html").read_text(errors="replace")
-    assert len(html) > 100_000
-    for name in ("auc_table.csv", "run_summary.csv", "stage_times.png", "score_curves.png", "histogram.png",
-                 "Explanations"):
-        assert name in html, name
-
-
-@REAL
-@pytest.mark.e2e
-def test_hsc_change_reruns_training_scoring_evaluation_only(ped2_run):
-    tmp, cfg, _ = ped2_run
-    changed = json.loads(json.dumps(cfg))
-    changed["hsc"]["epochs"] = 31
-    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {
-        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
-    changed = json.loads(json.dumps(cfg))
-    changed["hsc"]["readout"]["effective_entries"] = 8  # the read-out is scoring's: no retraining
-    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {
-        "score": 1, "explain": 1, "evaluate": 1}
-    changed = json.loads(json.dumps(cfg))
-    changed["evaluation"]["strict"]["sigma"] = 3
-    changed["datasets"]["ped2sub"]["evaluation"]["strict"]["sigma"] = 3
-    assert planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout) == {"evaluate": 1}
-    changed = json.loads(json.dumps(cfg))
-    changed["scene"]["frame_stride"] = 8
-    jobs = planned_jobs(smk(tmp, changed, "-n", "results/ped2sub/auc.json").stdout)
-    assert jobs == {"scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
-
-
-def test_ruff_is_clean():
-    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", str(REPO)],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-@REAL
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.motion
 def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path):
@@ -336,6 +240,7 @@ def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path
 
 
 @REAL
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path):
     import shutil
@@ -400,40 +305,6 @@ def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     cfg["datasets"]["q"] = {"adapter": "folder", "root": str(tmp_path / "absent")}  # not on disk: no shards
     jobs = planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
     assert "appearance__shard_p_test_000" in jobs
-
-
-@REAL
-@pytest.mark.e2e
-def test_shards_write_the_per_video_files_of_per_video_jobs(ped2_run, tmp_path):
-    """Several videos per job (config `shards`): the same files, byte for byte in every dataset and
-    attribute, as the per-video jobs; params unchanged; one log per shard naming its videos."""
-    import shutil
-
-    src, cfg, _ = ped2_run
-    work = tmp_path / "shards"
-    shutil.copytree(src, work, symlinks=True)
-    sharded = json.loads(json.dumps(cfg))
-    sharded["shards"].update(detect_track=2, appearance=2, scene=5)
-    res = work / "results" / "ped2sub"
-    kinds = ("tracks", "objects", "scene")
-    for kind in kinds:
-        shutil.rmtree(res / kind)
-    targets = [f"results/ped2sub/{k}/{s}/{v}.h5" for k in kinds for s in ("train", "test") for v in ("01", "02")]
-    r = smk(work, sharded, "-n", *targets)
-    assert planned_jobs(r.stdout) == {f"{stage}__shard_ped2sub_{split}_000": 1 for stage in
-                                      ("detect_track", "appearance", "scene") for split in ("train", "test")}
-    smk(work, sharded, *targets)
-
-    for target in targets:
-        assert contents(work / target) == contents(src / target), target
-    log = (res / "logs" / "appearance" / "shards" / "test_000.log").read_text()
-    assert "shard video 1/2: ped2sub/test/01" in log and "shard video 2/2: ped2sub/test/02" in log
-    later = planned_jobs(smk(work, sharded, "-n", "results/ped2sub/auc.json").stdout)  # the new files' readers
-    assert "train_hsc" in later and set(later) <= {"scene_labels", "train_hsc", "score", "explain", "evaluate"}
-    # back to one job per video: the shards' params are the per-video jobs' (only Snakemake's input
-    # trigger, as a shard read all its videos' inputs, would rerun them)
-    r = smk(work, cfg, "-n", "--rerun-triggers", "mtime", "params", "--", *targets)
-    assert planned_jobs(r.stdout) == {}, r.stdout
 
 
 def _avenue_layout(root: Path) -> None:
@@ -501,23 +372,3 @@ def test_switching_presets_changes_exactly_the_model_stages():
     assert paper["detect_track"]["detection"]["score_threshold"] == 0.8
 
 
-@REAL
-@pytest.mark.e2e
-def test_a_changed_label_or_video_reruns_exactly_what_depends_on_it(ped2_run):
-    """Last of the tests on ped2_run: it edits the run's dataset."""
-    import shutil
-
-    tmp, cfg, _ = ped2_run
-    root = Path(cfg["datasets"]["ped2sub"]["root"])
-    m = root / "testing" / "UCSDped2.m"
-    m.write_text(m.read_text().replace("gt_frame = [95:180]", "gt_frame = [96:180]", 1))  # one frame less
-    assert "96:180" in m.read_text()
-    assert planned_jobs(smk(tmp, cfg, "-n", "results/ped2sub/auc.json").stdout) == {"check_dataset": 1, "evaluate": 1}
-    # a test video replaced (the same pictures, new files): its per-video jobs, scoring and evaluation
-    video = root / "testing" / "frames" / "02"
-    target = video.resolve()
-    video.unlink()
-    shutil.copytree(target, video, copy_function=shutil.copy)  # copies with new modification times
-    jobs = planned_jobs(smk(tmp, cfg, "-n", "results/ped2sub/auc.json").stdout)
-    assert jobs == {"check_dataset": 1, "detect_track": 1, "appearance": 1, "scene": 1, "score": 1, "explain": 1,
-                    "evaluate": 1}, jobs
