@@ -20,6 +20,8 @@ from conftest import (
     SNAKEMAKE,
     auc_from_csv,
     base_config,
+    clone_workflow,
+    copy_run,
     job_gpu,
     need_shared,
     planned_jobs,
@@ -305,6 +307,31 @@ def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     cfg["datasets"]["q"] = {"adapter": "folder", "root": str(tmp_path / "absent")}  # not on disk: no shards
     jobs = planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
     assert "appearance__shard_p_test_000" in jobs
+
+
+@REAL
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_on_a_finished_ped2_run_a_code_edit_reruns_exactly_what_follows(ped2_run, tmp_path):
+    """The same checkout beside the finished run plans nothing; editing score.py plans scoring,
+    explanations and evaluation; editing the training code plans training onwards."""
+    src, cfg, _ = ped2_run
+    work = copy_run(src, tmp_path / "run")
+    snakefile = clone_workflow(tmp_path / "clone")
+    target = "results/ped2sub/auc.json"
+
+    def plan():
+        return planned_jobs(smk(work, cfg, "-n", target, snakefile=snakefile).stdout)
+
+    assert plan() == {}
+    score = snakefile.parent / "src" / "hscvad" / "stages" / "score.py"
+    original = score.read_text()
+    score.write_text(original + "\n_EDITED = True\n")
+    assert plan() == {"score": 1, "explain": 1, "evaluate": 1}
+    score.write_text(original)
+    train = snakefile.parent / "src" / "hscvad" / "hsc" / "train.py"
+    train.write_text(train.read_text() + "\n_EDITED = True\n")
+    assert plan() == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
 def _avenue_layout(root: Path) -> None:

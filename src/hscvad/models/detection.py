@@ -2,7 +2,8 @@
 
 Offline backends run ONNX models through onnxruntime:
 - ``yolox``: YOLOX (raw head, grid decoding and class-aware NMS here), optionally on an enlarged
-  frame cut into overlapping tiles, which is what finds the 15-40 px objects of UCSD Ped2.
+  frame cut into overlapping tiles, which is what finds the 15-40 px objects of UCSD Ped2, together
+  with a pass over the whole frame, which sees larger objects whole (sliced inference, as SAHI).
 - ``picodet``: PicoDet with NMS inside the graph.
 """
 
@@ -116,7 +117,8 @@ class YOLOX(Detector):
     """YOLOX with a raw head (``images`` 1x3xSxS BGR 0..255, top-left letterbox with 114)."""
 
     def __init__(self, weights, runtime: Runtime, input_size: int, upscale: float, tile_overlap: int,
-                 min_score: float, nms_iou: float, merge_ios: float):
+                 min_score: float, nms_iou: float, merge_ios: float, full_frame: bool, cut_margin: int,
+                 cut_ios: float):
         self.session = onnx_session(weights, runtime)
         self.input_name = self.session.get_inputs()[0].name
         self.size = int(input_size)
@@ -125,6 +127,9 @@ class YOLOX(Detector):
         self.min_score = float(min_score)
         self.nms_iou = float(nms_iou)
         self.merge_ios = float(merge_ios)
+        self.full_frame = bool(full_frame)
+        self.cut_margin = int(cut_margin)
+        self.cut_ios = float(cut_ios)
         grids, strides = [], []
         for s in (8, 16, 32):
             g = self.size // s
@@ -138,10 +143,10 @@ class YOLOX(Detector):
     def from_config(cls, cfg, runtime, key):
         w = resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"])
         return cls(w, runtime, cfg["input_size"], cfg["upscale"], cfg["tile_overlap"], cfg["min_score"],
-                   cfg["nms_iou"], cfg["merge_ios"])
+                   cfg["nms_iou"], cfg["merge_ios"], cfg["full_frame"], cfg["cut_margin"], cfg["cut_ios"])
 
     def describe(self) -> str:
-        return f"yolox(input={self.size}, upscale={self.upscale})"
+        return f"yolox(input={self.size}, upscale={self.upscale}, full_frame={self.full_frame})"
 
     def _run(self, img_bgr: np.ndarray) -> Detections:
         import cv2
@@ -165,6 +170,12 @@ class YOLOX(Detector):
         return nms(Detections(boxes.astype(np.float32), score[keep].astype(np.float32), cls[keep]), self.nms_iou)
 
     def detect(self, frame: np.ndarray) -> Detections:
+        """Sliced inference: the frame enlarged by ``upscale`` and cut into overlapping tiles (small
+        objects), plus with ``full_frame`` one pass over the whole frame (objects larger than a tile,
+        or standing across a tile border). A tile's box that touches an inner tile border is cut;
+        it is dropped where a whole-frame box of its class holds it (intersection over the cut box
+        at least ``cut_ios``), and cut pieces of one object in neighbouring tiles are joined. Then
+        class-aware NMS, which also drops a box mostly inside a higher-scoring one (``merge_ios``)."""
         import cv2
 
         bgr = frame[:, :, ::-1]
@@ -173,14 +184,55 @@ class YOLOX(Detector):
         H, W = frame.shape[:2]
         size = (int(round(W * self.upscale)), int(round(H * self.upscale)))
         big = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
-        parts = []
-        for y0 in _tiles(big.shape[0], self.size, self.overlap):
-            for x0 in _tiles(big.shape[1], self.size, self.overlap):
+        BH, BW = big.shape[:2]
+        parts, cuts = [], []
+        m = self.cut_margin
+        for y0 in _tiles(BH, self.size, self.overlap):
+            for x0 in _tiles(BW, self.size, self.overlap):
                 d = self._run(big[y0 : y0 + self.size, x0 : x0 + self.size])
+                b, th, tw = d.boxes, min(self.size, BH - y0), min(self.size, BW - x0)  # b: in tile pixels
+                # which sides of each box lie on an inner border of its tile: left, top, right, bottom
+                cuts.append(np.stack([(x0 > 0) & (b[:, 0] <= m), (y0 > 0) & (b[:, 1] <= m),
+                                      (x0 + tw < BW) & (b[:, 2] >= tw - m), (y0 + th < BH) & (b[:, 3] >= th - m)], 1))
                 d.boxes = (d.boxes + np.array([x0, y0, x0, y0], np.float32)) / self.upscale
                 parts.append(d)
-        merged = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
+        tiles = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
+        cut = np.concatenate(cuts) if cuts else np.zeros((0, 4), bool)
+        keep = np.ones(len(tiles), bool)
+        found = [tiles]
+        if self.full_frame:
+            whole = self._run(np.ascontiguousarray(bgr))
+            found.insert(0, whole)
+            if len(whole) and len(tiles):
+                holds = (_box_ios(tiles.boxes, whole.boxes) >= self.cut_ios) & (tiles.classes[:, None] == whole.classes)
+                keep &= ~(cut.any(1) & holds.any(1))
+        found[-1] = _join_cut(tiles.select(keep), cut[keep])
+        merged = Detections(*(np.concatenate([getattr(p, a) for p in found]) for a in ("boxes", "scores", "classes")))
         return nms(merged, self.nms_iou, self.merge_ios)
+
+
+def _join_cut(det: Detections, cut: np.ndarray) -> Detections:
+    """Join the pieces of one object cut by a tile border: a box cut at its bottom (right) and a box
+    of the same class cut at its top (left) that overlap, and whose extents across the border agree
+    (IoU of the x (y) ranges at least 0.5), become their union with the higher score."""
+    if len(det) < 2 or not cut.any():
+        return det
+    boxes, scores = det.boxes.copy(), det.scores.copy()
+    alive = np.ones(len(det), bool)
+    for lo, hi, a, b in ((3, 1, 0, 2), (2, 0, 1, 3)):  # bottom/top pieces (x extents), right/left pieces (y extents)
+        for i in np.flatnonzero(cut[:, lo]):
+            for j in np.flatnonzero(cut[:, hi]):
+                if i == j or not (alive[i] and alive[j]) or det.classes[i] != det.classes[j]:
+                    continue
+                bi, bj = boxes[i], boxes[j]
+                inter = min(bi[b], bj[b]) - max(bi[a], bj[a])
+                union = max(bi[b], bj[b]) - min(bi[a], bj[a])
+                if union <= 0 or inter / union < 0.5 or bj[hi] > bi[lo]:  # extents disagree, or no overlap
+                    continue
+                boxes[i] = [min(bi[0], bj[0]), min(bi[1], bj[1]), max(bi[2], bj[2]), max(bi[3], bj[3])]
+                scores[i] = max(scores[i], scores[j])
+                alive[j] = False
+    return Detections(boxes[alive], scores[alive], det.classes[alive])
 
 
 class PicoDet(Detector):
