@@ -9,7 +9,7 @@ per crop, on a ShanghaiTech-sized frame (856x480). Random weights: the networks'
 depend on the weights' values (the detector's NMS does a little; its boxes are capped at 100).
 The last line combines them into frames per second of a scene with --persons people, the way
 the pipeline runs them (scene on every --scene-stride-th frame, one ViT crop per person per
---crops frames), to set against the paper's ~21 FPS on one A6000 (METHOD.md §9).
+--crops frames), to set against the paper's ~21 FPS on one A6000 (docs/method.md §9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AUC metrics against scikit-learn and the two evaluation protocols (METHOD.md §5, §8)."""
+"""AUC metrics against scikit-learn and the two evaluation protocols (docs/method.md §5, §8)."""
 
 import math
 

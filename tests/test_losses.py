@@ -1,4 +1,4 @@
-"""HSC losses, memory update and read-out against naive per-sample computations (METHOD.md §4-5)."""
+"""HSC losses, memory update and read-out against naive per-sample computations (docs/method.md §4-5)."""
 
 import math
 

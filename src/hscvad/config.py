@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 PRESETS: dict[str, dict[str, str]] = {
     "offline": {"detection": "yolox", "tracking": "bytetrack", "appearance": "efficientnet_lite0",
                 "scene": "deeplabv3_voc", "pose": "movenet", "motion": "skeleton"},
-    # METHOD.md §2; FairMOT (mmtrack) has no release that installs beside mmdet 3: ByteTrack stands in
+    # docs/method.md §2; FairMOT (mmtrack) has no release that installs beside mmdet 3: ByteTrack stands in
     "paper": {"detection": "mmdet_yolov3", "tracking": "mmdet_bytetrack", "appearance": "timm_vit",
               "scene": "mmseg_deeplabv3plus", "pose": "mmpose_hrnet", "motion": "mmaction_posec3d"},
 }

@@ -1,4 +1,4 @@
-"""Frame-level evaluation protocols (METHOD.md §5 and §8) and AUC metrics.
+"""Frame-level evaluation protocols (docs/method.md §5 and §8) and AUC metrics.
 
 Both protocols take raw per-frame scores per stream (NaN on frames of clips without any object)
 and return one fused score per frame.

@@ -1,4 +1,4 @@
-"""Hierarchical semantic contrast (METHOD.md §4) and memory-based scoring (§5), vectorised.
+"""Hierarchical semantic contrast (docs/method.md §4) and memory-based scoring (§5), vectorised.
 
 Anchors are a batch's encodings z (B, d); the other side of every similarity is the memory bank
 (N, d), which carries no gradient. All vectors are l2-normalised, so sim is a dot product.

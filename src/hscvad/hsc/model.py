@@ -1,4 +1,4 @@
-"""The scene-aware memory autoencoder of one stream (METHOD.md §3), tensors in, tensors out."""
+"""The scene-aware memory autoencoder of one stream (docs/method.md §3), tensors in, tensors out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training one HSC stream (METHOD.md §4) and scoring samples with it (§5, Eqs. 10-11).
+"""Training one HSC stream (docs/method.md §4) and scoring samples with it (§5, Eqs. 10-11).
 
 Batches are index tensors into the stream's arrays; every loss and the memory update act on the
 whole batch at once. Determinism: a seeded ``torch.Generator`` orders the batches, the model is

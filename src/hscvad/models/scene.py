@@ -1,4 +1,4 @@
-"""Scene backends: a frame -> per-class scores on a grid -> the scene cell vector of METHOD.md §2.
+"""Scene backends: a frame -> per-class scores on a grid -> the scene cell vector of docs/method.md §2.
 
 ``scene_cells`` is shared by every backend: class scores are resized to 4 sub-cells per 16x16-pixel
 cell and max-pooled to one value per cell and class (the reference's stride-4 map pooled by 4);

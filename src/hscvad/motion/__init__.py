@@ -1,1 +1,1 @@
-"""Motion stream building blocks (METHOD.md §6): skeleton augmentation, selection, classifier."""
+"""Motion stream building blocks (docs/method.md §6): skeleton augmentation, selection, classifier."""

@@ -1,4 +1,4 @@
-"""Skeleton-based motion augmentation (METHOD.md §6; HSC supplement section 1).
+"""Skeleton-based motion augmentation (docs/method.md §6; HSC supplement section 1).
 
 Keypoint sequences are arrays ``(..., T, 17, C)`` in COCO order with C >= 2 (x, y[, score]); every
 function is vectorised over the leading sample axes and the frames.

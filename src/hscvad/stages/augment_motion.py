@@ -1,4 +1,4 @@
-"""Rule ``augment_motion``: motion augmentation with selection by the stage-1 model (METHOD.md §6).
+"""Rule ``augment_motion``: motion augmentation with selection by the stage-1 model (docs/method.md §6).
 
 Every training person sample yields the four variants of :func:`hscvad.motion.augment.variants`;
 each variant gets a new motion feature and its stage-1 motion error (Eq. 11 with the trained

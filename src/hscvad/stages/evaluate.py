@@ -1,6 +1,6 @@
 """Rule ``evaluate``: frame-level AUCs under both protocols, per-frame CSV and plots.
 
-Every number in ``auc.json`` comes with the protocol that produced it (METHOD.md §8).
+Every number in ``auc.json`` comes with the protocol that produced it (docs/method.md §8).
 """
 
 from __future__ import annotations

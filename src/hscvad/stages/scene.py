@@ -1,4 +1,4 @@
-"""Rule ``scene``: one scene feature per clip (METHOD.md §2), output layout ``scene``."""
+"""Rule ``scene``: one scene feature per clip (docs/method.md §2), output layout ``scene``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rule ``scene_labels``: scene pseudo-labels of the training clips by DBSCAN (METHOD.md §2).
+"""Rule ``scene_labels``: scene pseudo-labels of the training clips by DBSCAN (docs/method.md §2).
 
 As in the reference, the clips' scene features are embedded with t-SNE (2-d, PCA init, seeded)
 before DBSCAN; ``scene_labels.tsne: false`` clusters the features themselves. Noise points join

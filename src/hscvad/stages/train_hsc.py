@@ -1,4 +1,4 @@
-"""Rule ``train_hsc``: train the scene-aware autoencoder of every configured stream (METHOD.md §3-4).
+"""Rule ``train_hsc``: train the scene-aware autoencoder of every configured stream (docs/method.md §3-4).
 
 The streams' losses add up (L = L_app + L_mot, Eq. 8); they share no parameters, so each stream is
 trained by its own loop with its own seeded batch order, which yields the same gradients as one

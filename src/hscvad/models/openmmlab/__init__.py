@@ -1,4 +1,4 @@
-"""The paper's models (METHOD.md §2) through OpenMMLab and timm, behind the stage interfaces.
+"""The paper's models (docs/method.md §2) through OpenMMLab and timm, behind the stage interfaces.
 
 =====================  ==============================================  =========================
 backend (config key)   model                                           paper
