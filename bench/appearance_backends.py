@@ -17,7 +17,7 @@ every training and test video of the run's tracks (``<results>/tracks``), into
   scores), unsmoothed and smoothed with the config's sigma.
 
 These read test labels to *report*; nothing here selects a setting. The default was fixed before
-this table was measured, by a rule that uses no labels (README, "Appearance backends").
+this table was measured, by a rule that uses no labels (docs/results.md, "Appearance backends").
 """
 
 from __future__ import annotations

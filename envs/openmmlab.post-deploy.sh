@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run by Snakemake once after creating envs/openmmlab.yaml (README, "The paper's models").
+# Run by Snakemake once after creating envs/openmmlab.yaml (docs/paper-models.md).
 set -euo pipefail
 PIP=("$CONDA_PREFIX/bin/python" -m pip install --quiet)
 # mmcv 2.1.0 with compiled ops: no wheel for Python 3.11 on PyPI; use a local one if

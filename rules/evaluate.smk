@@ -1,5 +1,5 @@
 # Frame-level AUCs under the reference and strict protocols, per-frame scores and plots, and the
-# run summary. Outputs marked report() make up `snakemake --report` (see README, "Run report").
+# run summary. Outputs marked report() make up `snakemake --report` (docs/outputs.md, "Run report").
 
 
 rule evaluate:

@@ -23,7 +23,7 @@ if ! .venv/bin/python -c 'import hscvad, snakemake, torch, onnxruntime' >/dev/nu
 fi
 # --openmmlab: the paper's models (OpenMMLab + timm) in the same venv. torch moves to 2.14.1 with
 # torchvision 0.29.1 (the pair whose torchvision imports; on Linux x86-64 a CUDA build). The
-# OpenMMLab packages stopped releasing in 2023-2024, hence the steps below (README, "The paper's
+# OpenMMLab packages stopped releasing in 2023-2024, hence the steps below (docs/paper-models.md, "The paper's
 # models"): mmcv 2.1.0 with its compiled ops has no wheel for Python 3.11 on PyPI (a local one in
 # ../shared/wheels is used when present, else it is built from source, ~20 min on 2 cores);
 # mmpose 1.3.2 without its dependency chumpy (which does not build on 3.11), and xtcocotools

@@ -57,7 +57,7 @@ def _config(tmp: Path) -> dict:
 
 
 def site_profile(dest: Path) -> Path:
-    """profiles/slurm adapted to this one-node cluster the way the README tells a site to adapt
+    """profiles/slurm adapted to this one-node cluster the way docs/cluster.md tells a site to adapt
     it: 2 CPUs per job, small memory requests, squeue for status (no slurmdbd), no account,
     fast first status check, and groups of two components."""
     prof = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
@@ -228,7 +228,7 @@ def test_killed_job_leaves_nothing_trusted_and_rerun_finishes(cluster, local_run
         with open_store(f, "tracks") as h:
             assert h["box"].shape[0] == h["frame"].shape[0]
 
-    # The killed Snakemake left its lock behind; a rerun names the fix, the README says it too.
+    # The killed Snakemake left its lock behind; a rerun names the fix, docs/cluster.md says it too.
     r = run_bounded(slurm_cmd(tmp_path, profile, "results/ped2sub/auc.json"), env, tmp_path)
     assert r.returncode != 0 and "--unlock" in r.stdout
     run_bounded(slurm_cmd(tmp_path, profile, "--unlock"), env, tmp_path)

@@ -56,7 +56,7 @@ def require(*modules: str) -> None:
     if missing:
         raise ImportError(
             f"the paper's models need {', '.join(missing)}: run `bash scripts/setup.sh --openmmlab` "
-            "(README, 'The paper's models'), or use the offline preset (models: offline)"
+            "(docs/paper-models.md), or use the offline preset (models: offline)"
         )
 
 
