@@ -58,11 +58,17 @@ wildcard_constraints:
 
 _DATASETS = {}
 
+#: datasets with a published download (rules fetch_<name>, checkpoints): fetched when their folder is missing
+FETCHABLE_DATASETS = ("ped2", "avenue")
+
 
 def dataset(name):
     if name not in _DATASETS:
         try:
             cfg = dataset_cfg(config, name)
+            if name in FETCHABLE_DATASETS and config["fetch"].get(name) and not Path(cfg["root"]).exists():
+                # not downloaded yet: Snakemake runs fetch_<name> first, then plans again from here
+                getattr(checkpoints, f"fetch_{name}").get()
             _DATASETS[name] = build_dataset(name, cfg)
         except ConfigError as e:
             stop(e)

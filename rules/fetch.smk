@@ -29,10 +29,13 @@ rule fetch_models:
         expand("resources/models/{model_file}", model_file=list(config["fetch"].get("models", {}))),
 
 
-# The datasets with a published direct download, into their configured root.
-for _name in ("ped2", "avenue"):
+# The datasets with a published direct download, into their configured root. Checkpoints: a run
+# whose dataset folder is missing (`snakemake results/ped2/auc.json` on a fresh clone) fetches it
+# first and then plans the pipeline on the videos it finds (common.smk, dataset()); a folder in place
+# is never fetched again.
+for _name in FETCHABLE_DATASETS:
 
-    rule:
+    checkpoint:
         name:
             f"fetch_{_name}"
         output:

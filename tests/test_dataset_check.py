@@ -168,19 +168,18 @@ def test_how_to_get_names_the_fetch_rule_or_the_place_to_put_files():
     assert "train/<video>" in how_to_get("own", {"adapter": "folder", "root": "r"})
 
 
-def _smk(tmp: Path, datasets: dict, *args):
+def _smk(tmp: Path, datasets: dict, *args, fetch: dict | None = None):
     cfg = load_config()
     cfg["datasets"] = datasets
+    cfg["fetch"].update(fetch or {})
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [*SNAKEMAKE, "-d", str(tmp), "--configfile", str(tmp / "config.yaml"), "--cores", "1", *args]
     return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("root_exists", [False, True])
-def test_a_missing_avenue_copy_is_one_line_naming_fetch_avenue(tmp_path, root_exists):
+def test_a_partial_avenue_copy_is_one_line_naming_fetch_avenue(tmp_path):
     root = tmp_path / "avenue"
-    if root_exists:
-        write_video(root / "training_videos" / "01.avi", 3)  # a copy without its test videos
+    write_video(root / "training_videos" / "01.avi", 3)  # a copy without its test videos
     r = _smk(tmp_path, {"avenue": {"adapter": "avenue", "root": str(root), "benchmark": "avenue"}},
              "results/avenue/auc.json")
     out = r.stdout + r.stderr
@@ -189,6 +188,22 @@ def test_a_missing_avenue_copy_is_one_line_naming_fetch_avenue(tmp_path, root_ex
     assert len(errors) == 1, out
     assert "snakemake fetch_avenue" in errors[0] and "testing_videos/NN.avi" in errors[0] and str(root) in errors[0]
     assert "Traceback" not in out and "InputFunctionException" not in out
+
+
+def test_a_missing_avenue_copy_is_fetched_and_without_a_network_says_what_to_place_where(tmp_path):
+    """No folder at datasets.avenue.root: the run fetches it first (here from a closed local port:
+    the download fails at once) and the failure says where to place the archive or the dataset."""
+    root = tmp_path / "avenue"
+    cfg_fetch = load_config()["fetch"]["avenue"]
+    for a in cfg_fetch["archives"]:
+        a["url"] = "http://127.0.0.1:9/" + a["url"].rsplit("/", 1)[1]
+    r = _smk(tmp_path, {"avenue": {"adapter": "avenue", "root": str(root), "benchmark": "avenue"}},
+             "results/avenue/auc.json", fetch={"avenue": cfg_fetch})
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    line = next(ln for ln in out.splitlines() if ln.startswith("hscvad fetch_avenue: error:"))
+    assert "cannot download http://127.0.0.1:9/Avenue_Dataset.zip" in line and "place it at" in line
+    assert "point datasets.avenue.root at it" in line and not root.exists()
 
 
 def test_an_unknown_dataset_in_a_target_lists_the_configured_ones(tmp_path):

@@ -2,6 +2,7 @@
 
 import hashlib
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,50 @@ def test_the_fetch_avenue_rule_places_the_dataset_where_the_config_points(tmp_pa
     assert (root / "ground_truth_demo" / "testing_label_mask" / "1_label.mat").is_file()
     log = (tmp_path / "resources" / "logs" / "fetch_avenue.log").read_text()
     assert "checksum verified" in log
+
+
+def _ucsd_archive(tmp: Path) -> Path:
+    """A tiny UCSD Ped2 download: UCSD_Anomaly_Dataset.v1p2/UCSDped2/{Train,Test}/..., .tif frames."""
+    import tarfile
+
+    from conftest import write_frames
+
+    src = tmp / "src" / "UCSD_Anomaly_Dataset.v1p2" / "UCSDped2"
+    for split, videos in (("Train", ("Train001", "Train002")), ("Test", ("Test001",))):
+        for i, v in enumerate(videos):
+            write_frames(src / split / v, 24, suffix=".tif", start=1, seed=i)
+    (src / "Test" / "UCSDped2.m").write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [13:24];\n")
+    archive = tmp / "UCSD_Anomaly_Dataset.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(src.parent, arcname="UCSD_Anomaly_Dataset.v1p2")
+    return archive
+
+
+@pytest.mark.e2e
+def test_the_main_command_on_a_fresh_clone_fetches_ped2_and_plans_the_pipeline(tmp_path):
+    """No resources/datasets/ped2: `snakemake results/ped2/auc.json` fetches the archive (from a
+    local server standing in for UCSD's), unpacks it into place, and plans the whole pipeline on
+    the videos it holds."""
+    import yaml
+    from conftest import STANDIN_ENV, planned_jobs, smk, synthetic_config
+
+    archive = _ucsd_archive(tmp_path / "download")
+    server = _RangeServer(archive.read_bytes())
+    try:
+        cfg = synthetic_config(tmp_path)  # the stand-in backends: no weights to fetch
+        cfg["datasets"] = {"ped2": {**load_config()["datasets"]["ped2"], "allow_partial": True}}
+        assert cfg["datasets"]["ped2"]["root"] == "resources/datasets/ped2" and not (tmp_path / "resources").exists()
+        cfg["fetch"]["ped2"]["archives"][0]["url"] = server.url.replace("Avenue_Dataset.zip", archive.name)
+        plan = planned_jobs(smk(tmp_path, cfg, "-n", "results/ped2/auc.json", env=STANDIN_ENV).stdout)
+        assert plan["fetch_ped2"] == 1  # first the download; the rest is planned once the videos are known
+        r = smk(tmp_path, cfg, "results/ped2/dataset_check.json", env=STANDIN_ENV)
+        assert server.requests == [None], r.stdout
+        root = tmp_path / "resources" / "datasets" / "ped2"
+        assert sorted(p.name for p in (root / "Train").iterdir()) == ["Train001", "Train002"]
+        assert len(list((root / "Test" / "Test001").glob("*.tif"))) == 24
+        plan = planned_jobs(smk(tmp_path, cfg, "-n", "results/ped2/auc.json", env=STANDIN_ENV).stdout)
+        assert plan == {"detect_track": 3, "appearance": 3, "scene": 3, "flow": 3, "velocity": 3, "scene_labels": 1,
+                        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}  # Ped2's streams: appearance, velocity
+        assert yaml.safe_load((tmp_path / "config.yaml").read_text())["datasets"]["ped2"]["benchmark"] == "ped2"
+    finally:
+        server.close()
