@@ -11,7 +11,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "bench"))
 import slurm_scale  # noqa: E402
 
-pytestmark = [pytest.mark.slurm]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def test_shanghaitech_sized_dag_is_grouped(tmp_path):
