@@ -204,3 +204,43 @@ def test_shards_write_the_per_video_jobs_files(finished, tmp_path):
     # trigger, as a shard read all its videos' inputs, would rerun them)
     r = run(work, cfg, "-n", "--rerun-triggers", "mtime", "params", "--", *targets)
     assert planned_jobs(r.stdout) == {}, r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.motion
+def test_switching_to_the_motion_stream_reruns_only_the_motion_side(finished, tmp_path):
+    """The motion stream added to a finished run (stand-in pose, the skeleton descriptor): only its
+    stages and what follows them run; turning augmentation off reruns scoring only; MA- retrains the
+    motion autoencoder with the pseudo-normal variants."""
+    src, cfg = finished
+    work = copy_run(src, tmp_path / "w")
+    two = json.loads(json.dumps(cfg))
+    two["datasets"]["syn"]["streams"] = ["appearance", "velocity", "motion"]
+    two["pose"].update(backend="standin_box_corners", min_track_length=5)
+    two["hsc"]["architecture"]["motion"].update(encoder_hidden=[32], latent=16, decoder_hidden=[32])
+    two["motion_augmentation"].update(fallback="autoencoder")
+    two["motion_augmentation"]["classifier"].update(epochs=5)
+    two["motion"]["n_classes"] = 2
+    assert plan(work, two) == {"pose": 4, "motion": 4, "train_hsc": 1, "augment_motion": 1,
+                               "train_motion_classifier": 1, "score": 1, "explain": 1, "evaluate": 1}
+    run(work, two, TARGET)
+    res = work / "results" / "syn"
+    auc = json.loads((res / "auc.json").read_text())
+    assert set(auc["streams"]) == {"appearance", "velocity", "motion", "fused"}
+    for p in ("reference", "strict"):
+        assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
+    with h5py.File(res / "motion" / "train" / "tr0.h5") as f:
+        assert f.attrs["stage"] == "motion" and f["feature"].shape[1] == 156 and f["keypoints"].shape[1:] == (8, 17, 3)
+    with h5py.File(res / "motion_augmentation" / "augmented.h5") as f:
+        e, y = f["norm_error"][()], f["label"][()]
+        assert len(y) > 0 and (e[y == 0] < 0.2).all() and (e[y == 1] > 0.8).all()
+    off = json.loads(json.dumps(two))
+    off["motion_augmentation"]["enabled"] = False
+    assert plan(work, off) == {"score": 1, "explain": 1, "evaluate": 1}
+    ma = json.loads(json.dumps(two))
+    ma["motion_augmentation"]["mode"] = "MA-"
+    assert plan(work, ma) == {"augment_motion": 1, "retrain_motion": 1, "score": 1, "explain": 1, "evaluate": 1}
+    run(work, ma, TARGET)
+    with h5py.File(res / "scores.h5") as f:
+        assert f["motion"].attrs["score"] == "autoencoder error (Eq. 11)"
+    assert "pseudo-normal motion samples added" in (res / "logs" / "retrain_motion" / "all.log").read_text()

@@ -190,60 +190,6 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
 @REAL
 @pytest.mark.slow
 @pytest.mark.e2e
-@pytest.mark.motion
-def test_switching_to_two_streams_reruns_only_the_motion_side(ped2_run, tmp_path):
-    import shutil
-
-    src, cfg, _ = ped2_run
-    work = tmp_path / "two"
-    shutil.copytree(src, work, symlinks=True)  # keeps mtimes and Snakemake's metadata
-    two = json.loads(json.dumps(cfg))
-    two["datasets"]["ped2sub"]["streams"] = ["appearance", "motion"]
-    two["pose"]["movenet"]["weights"] = str(MODELS / "movenet_singlepose_lightning_int8_4.tflite")
-    jobs = planned_jobs(smk(work, two, "-n", "results/ped2sub/auc.json").stdout)
-    assert jobs == {"pose": 4, "motion": 4, "train_hsc": 1, "augment_motion": 1, "train_motion_classifier": 1,
-                    "score": 1, "explain": 1, "evaluate": 1}
-    smk(work, two, "results/ped2sub/auc.json", "--resources", "gpu=1")
-    res = work / "results" / "ped2sub"
-    auc = json.loads((res / "auc.json").read_text())
-    assert set(auc["streams"]) == {"appearance", "motion", "fused"}
-    for p in ("reference", "strict"):
-        assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
-        assert auc["streams"]["motion"]["protocols"][p]["micro_auc"] != auc["streams"]["appearance"]["protocols"][p][
-            "micro_auc"]  # each stream's own scores
-    with h5py.File(res / "motion" / "train" / "01.h5") as f:
-        assert f.attrs["stage"] == "motion" and f["feature"].shape[1] == 156 and f["feature"].shape[0] > 10
-        assert f["keypoints"].shape[1:] == (16, 17, 3)
-    with h5py.File(res / "scores.h5") as f:
-        assert set(f.attrs["streams"]) == {"appearance", "motion"}
-        assert f["motion"].attrs["score"] == "classifier P(abnormal)"
-        p = f["motion"]["test_score"][()]
-        assert ((0 <= p) & (p <= 1)).all() and "test_ae_score" in f["motion"]
-    with h5py.File(res / "motion_augmentation" / "augmented.h5") as f:
-        assert int(f.attrs["n_normal"]) > 0 and int(f.attrs["n_abnormal"]) > 0
-        e, y = f["norm_error"][()], f["label"][()]
-        assert (e[y == 0] < 0.2).all() and (e[y == 1] > 0.8).all()
-    # Table 2's MA switch: turning augmentation off reruns scoring and evaluation only
-    off = json.loads(json.dumps(two))
-    off["motion_augmentation"]["enabled"] = False
-    assert planned_jobs(smk(work, off, "-n", "results/ped2sub/auc.json").stdout) == {
-        "score": 1, "explain": 1, "evaluate": 1}
-    # MA-: pseudo-normal variants retrain the motion autoencoder, whose error stays the motion score
-    ma = json.loads(json.dumps(two))
-    ma["motion_augmentation"]["mode"] = "MA-"
-    assert planned_jobs(smk(work, ma, "-n", "results/ped2sub/auc.json").stdout) == {
-        "augment_motion": 1, "retrain_motion": 1, "score": 1, "explain": 1, "evaluate": 1}
-    smk(work, ma, "results/ped2sub/auc.json", "--resources", "gpu=1")
-    with h5py.File(res / "motion_augmentation" / "augmented.h5") as f:
-        assert int(f.attrs["n_abnormal"]) == 0 and int(f.attrs["n_normal"]) > 0
-    with h5py.File(res / "scores.h5") as f:
-        assert f["motion"].attrs["score"] == "autoencoder error (Eq. 11)"
-    assert "pseudo-normal motion samples added" in (res / "logs" / "retrain_motion" / "all.log").read_text()
-
-
-@REAL
-@pytest.mark.slow
-@pytest.mark.e2e
 def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path):
     import shutil
 
