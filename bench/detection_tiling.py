@@ -12,10 +12,10 @@ For each detector setting, in one process, one after the other:
 - *ms per frame* of the detector alone on 360x240 (Ped2), 640x360 (Avenue) and 856x480 (the size of
   ShanghaiTech: Avenue frames resized, as no ShanghaiTech video is at hand) frames.
 
-Settings: ``tiles`` (the 2x tiles alone, as the detector was before the whole-frame pass: pieces of
-one person in two tiles stay two boxes), ``tiles+join`` (cut pieces joined, no whole-frame pass),
-``default`` (tiles, the whole-frame pass, cut boxes dropped or joined), ``whole`` (upscale 1: one
-pass over the letterboxed frame).
+Settings: ``tiles`` (the 2x tiles alone, the default and Ped2's: pieces of one person in two tiles
+stay two boxes), ``tiles+whole`` (``full_frame: true``, Avenue's and ShanghaiTech's: the tiles, a
+pass over the whole frame, cut boxes dropped or joined), ``whole`` (upscale 1: one pass over the
+letterboxed frame).
 """
 
 from __future__ import annotations
@@ -34,14 +34,12 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hscvad.config import load_config, stage_params, validate  # noqa: E402
 from hscvad.h5store import read_arrays  # noqa: E402
-from hscvad.models import detection as D  # noqa: E402
 from hscvad.models.registry import DETECTORS, Runtime  # noqa: E402
 from hscvad.stages import detect_track  # noqa: E402
 
 SETTINGS = {
-    "tiles": {"full_frame": False, "join": False},
-    "tiles+join": {"full_frame": False},
-    "default": {},
+    "tiles": {"full_frame": False},    # the default, Ped2's
+    "tiles+whole": {"full_frame": True},  # Avenue's and ShanghaiTech's (config.yaml)
     "whole": {"upscale": 1.0},
 }
 
@@ -74,45 +72,39 @@ def main() -> None:
     sizes = {"360x240": ped2, "640x360": v16[: args.frames],
              "856x480": [cv2.resize(f, (856, 480), interpolation=cv2.INTER_LINEAR) for f in v16[: args.frames]]}
     rt = Runtime("cpu", args.threads)
-    join = D._join_cut
     print(f"YOLOX-nano, {args.threads} threads; tracked boxes per frame of Avenue training videos 12 / 16 (the "
           "detect_track stage); person boxes per hand-counted person on video 16's annotated frames")
     print(f"{'setting':<11} {'tracked boxes/frame':>20} {'boxes/person':>13} "
           + " ".join(f"{'ms/frame ' + s:>17}" for s in sizes))
     for name, setting in SETTINGS.items():
-        setting = dict(setting)
-        D._join_cut = join if setting.pop("join", True) else (lambda det, cut: det)
-        try:
-            cfg = validate(load_config())
-            cfg["detection"]["yolox"].update(weights=weights, **setting)
-            cfg["datasets"] = {"av": {"adapter": "avenue", "root": str(avenue.parent)}}
-            params = stage_params(cfg, "av", "detect_track")
-            per_video = {}
-            with tempfile.TemporaryDirectory() as tmp:
-                for video in ("12", "16"):
-                    out = Path(tmp) / f"{video}.h5"
-                    ds = {"adapter": "avenue", "root": str(avenue.parent)}
-                    detect_track.run("av", ds, "train", video, str(out), params, rt)
-                    arr, attrs = read_arrays(out, "tracks")
-                    per_video[video] = len(arr["frame"]) / int(attrs["n_frames"])
-            det = DETECTORS.build("yolox", cfg["detection"]["yolox"], rt)
-            ratio = []
-            threshold = cfg["detection"]["score_threshold"]
-            for i, ann in people.items():
-                d = det.detect(v16[int(i)])
-                ratio.append(((d.classes == 0) & (d.scores >= threshold)).sum() / len(ann["x"]))
-            ms = []
-            for frames_ in sizes.values():
-                det.detect(frames_[0])
-                t = time.perf_counter()
-                for f in frames_:
-                    det.detect(f)
-                ms.append(1000 * (time.perf_counter() - t) / len(frames_))
-            tracked = f"{per_video['12']:.1f} / {per_video['16']:.1f}"
-            times = " ".join(f"{m:>17.0f}" for m in ms)
-            print(f"{name:<11} {tracked:>20} {np.mean(ratio):>13.2f} {times}", flush=True)
-        finally:
-            D._join_cut = join
+        cfg = validate(load_config())
+        cfg["detection"]["yolox"].update(weights=weights, **setting)
+        cfg["datasets"] = {"av": {"adapter": "avenue", "root": str(avenue.parent)}}
+        params = stage_params(cfg, "av", "detect_track")
+        per_video = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for video in ("12", "16"):
+                out = Path(tmp) / f"{video}.h5"
+                ds = {"adapter": "avenue", "root": str(avenue.parent)}
+                detect_track.run("av", ds, "train", video, str(out), params, rt)
+                arr, attrs = read_arrays(out, "tracks")
+                per_video[video] = len(arr["frame"]) / int(attrs["n_frames"])
+        det = DETECTORS.build("yolox", cfg["detection"]["yolox"], rt)
+        ratio = []
+        threshold = cfg["detection"]["score_threshold"]
+        for i, ann in people.items():
+            d = det.detect(v16[int(i)])
+            ratio.append(((d.classes == 0) & (d.scores >= threshold)).sum() / len(ann["x"]))
+        ms = []
+        for frames_ in sizes.values():
+            det.detect(frames_[0])
+            t = time.perf_counter()
+            for f in frames_:
+                det.detect(f)
+            ms.append(1000 * (time.perf_counter() - t) / len(frames_))
+        tracked = f"{per_video['12']:.1f} / {per_video['16']:.1f}"
+        times = " ".join(f"{m:>17.0f}" for m in ms)
+        print(f"{name:<11} {tracked:>20} {np.mean(ratio):>13.2f} {times}", flush=True)
 
 
 if __name__ == "__main__":

@@ -171,11 +171,12 @@ class YOLOX(Detector):
 
     def detect(self, frame: np.ndarray) -> Detections:
         """Sliced inference: the frame enlarged by ``upscale`` and cut into overlapping tiles (small
-        objects), plus with ``full_frame`` one pass over the whole frame (objects larger than a tile,
-        or standing across a tile border). A tile's box that touches an inner tile border is cut;
-        it is dropped where a whole-frame box of its class holds it (intersection over the cut box
-        at least ``cut_ios``), and cut pieces of one object in neighbouring tiles are joined. Then
-        class-aware NMS, which also drops a box mostly inside a higher-scoring one (``merge_ios``)."""
+        objects). With ``full_frame``, also one pass over the whole frame (objects larger than a
+        tile, or standing across a tile border): a tile's box that touches an inner tile border is
+        cut; it is dropped where a whole-frame box of its class holds it (intersection over the cut
+        box at least ``cut_ios``), and cut pieces of one object in neighbouring tiles are joined.
+        Then class-aware NMS, which also drops a box mostly inside a higher-scoring one
+        (``merge_ios``)."""
         import cv2
 
         bgr = frame[:, :, ::-1]
@@ -198,16 +199,16 @@ class YOLOX(Detector):
                 parts.append(d)
         tiles = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
         cut = np.concatenate(cuts) if cuts else np.zeros((0, 4), bool)
+        if not self.full_frame:  # the tiles alone: a person across a border stays two boxes
+            return nms(tiles, self.nms_iou, self.merge_ios)
+        whole = self._run(np.ascontiguousarray(bgr))
         keep = np.ones(len(tiles), bool)
-        found = [tiles]
-        if self.full_frame:
-            whole = self._run(np.ascontiguousarray(bgr))
-            found.insert(0, whole)
-            if len(whole) and len(tiles):
-                holds = (_box_ios(tiles.boxes, whole.boxes) >= self.cut_ios) & (tiles.classes[:, None] == whole.classes)
-                keep &= ~(cut.any(1) & holds.any(1))
-        found[-1] = _join_cut(tiles.select(keep), cut[keep])
-        merged = Detections(*(np.concatenate([getattr(p, a) for p in found]) for a in ("boxes", "scores", "classes")))
+        if len(whole) and len(tiles):
+            holds = (_box_ios(tiles.boxes, whole.boxes) >= self.cut_ios) & (tiles.classes[:, None] == whole.classes)
+            keep &= ~(cut.any(1) & holds.any(1))
+        joined = _join_cut(tiles.select(keep), cut[keep])
+        merged = Detections(*(np.concatenate([getattr(p, a) for p in (whole, joined)]) for a in ("boxes", "scores",
+                                                                                                 "classes")))
         return nms(merged, self.nms_iou, self.merge_ios)
 
 
