@@ -191,16 +191,18 @@ class YOLOX(Detector):
         for y0 in _tiles(BH, self.size, self.overlap):
             for x0 in _tiles(BW, self.size, self.overlap):
                 d = self._run(big[y0 : y0 + self.size, x0 : x0 + self.size])
-                b, th, tw = d.boxes, min(self.size, BH - y0), min(self.size, BW - x0)  # b: in tile pixels
-                # which sides of each box lie on an inner border of its tile: left, top, right, bottom
-                cuts.append(np.stack([(x0 > 0) & (b[:, 0] <= m), (y0 > 0) & (b[:, 1] <= m),
-                                      (x0 + tw < BW) & (b[:, 2] >= tw - m), (y0 + th < BH) & (b[:, 3] >= th - m)], 1))
+                if self.full_frame:
+                    b, th, tw = d.boxes, min(self.size, BH - y0), min(self.size, BW - x0)  # b: in tile pixels
+                    # which sides of each box lie on an inner border of its tile: left, top, right, bottom
+                    cuts.append(np.stack([(x0 > 0) & (b[:, 0] <= m), (y0 > 0) & (b[:, 1] <= m),
+                                          (x0 + tw < BW) & (b[:, 2] >= tw - m), (y0 + th < BH) & (b[:, 3] >= th - m)],
+                                         1))
                 d.boxes = (d.boxes + np.array([x0, y0, x0, y0], np.float32)) / self.upscale
                 parts.append(d)
         tiles = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
-        cut = np.concatenate(cuts) if cuts else np.zeros((0, 4), bool)
         if not self.full_frame:  # the tiles alone: a person across a border stays two boxes
             return nms(tiles, self.nms_iou, self.merge_ios)
+        cut = np.concatenate(cuts)
         whole = self._run(np.ascontiguousarray(bgr))
         keep = np.ones(len(tiles), bool)
         if len(whole) and len(tiles):
