@@ -198,16 +198,21 @@ def model_env(family, *sections):
 
 def backend_gpu(*sections):
     """gpu=1 for a rule only when the configured backend of one of its stages runs on a GPU (the
-    backend's ``uses_gpu``: the PyTorch ones; the ONNX, TFLite, OpenCV and NumPy ones run on the
-    CPU, and their jobs then run side by side instead of queueing behind a GPU token)."""
+    backend's ``uses_gpu``, or ``gpu_for(settings)``: the PyTorch ones, and the ONNX Runtime ones
+    where the onnxruntime-gpu build is installed; the TFLite, OpenCV and NumPy ones run on the CPU,
+    and their jobs then run side by side instead of queueing behind a GPU token)."""
 
     def gpu(wildcards):
-        from hscvad.models.registry import registry_for
+        from hscvad.config import backend_settings
+        from hscvad.models.registry import backend_uses_gpu, registry_for
 
-        def backend(s):  # a dataset may override its detection / tracking backend
+        def uses_gpu(s):  # a dataset may override its detection / tracking backend
             sec = section(config, wildcards.dataset, s) if s in OVERRIDABLE_SECTIONS else config[s]
-            return registry_for(s).get(sec["backend"], f"{s}.backend")
+            cls = registry_for(s).get(sec["backend"], f"{s}.backend")
+            settings = backend_settings(s, sec["backend"], sec.get(sec["backend"]),
+                                        getattr(cls, "section_settings", ()))
+            return backend_uses_gpu(cls, settings)
 
-        return int(any(getattr(backend(s), "uses_gpu", False) for s in sections))
+        return int(any(uses_gpu(s) for s in sections))
 
     return gpu

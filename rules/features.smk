@@ -16,7 +16,7 @@ rule appearance:
         stage_log("appearance", per_video=True),
     benchmark:
         stage_benchmark("appearance", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("appearance"),
     conda:
@@ -39,7 +39,7 @@ rule scene:
         stage_log("scene", per_video=True),
     benchmark:
         stage_benchmark("scene", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("scene"),
     conda:

@@ -16,7 +16,7 @@ rule pose:
         stage_log("pose", per_video=True),
     benchmark:
         stage_benchmark("pose", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("pose"),
     conda:
@@ -40,7 +40,7 @@ rule motion:
         stage_log("motion", per_video=True),
     benchmark:
         stage_benchmark("motion", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("motion"),
     conda:

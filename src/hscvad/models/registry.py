@@ -258,15 +258,53 @@ def resolve_weights(path: str | Path | None, key: str, sha256: str | None = None
     return p
 
 
-def onnx_session(path: Path, runtime: Runtime):
-    """An onnxruntime session on CUDA when asked for and available, else on the CPU."""
+def onnx_cuda_available() -> bool:
+    """Whether the installed ONNX Runtime has the CUDA provider (the ``onnxruntime-gpu`` build,
+    ``bash scripts/setup.sh --gpu``) and a GPU to run it on."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        return False
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return True
+
+
+class OnnxGpu:
+    """``uses_gpu`` of an ONNX Runtime backend: true where :func:`onnx_cuda_available` (its rule
+    then asks for gpu=1 and the session takes the CUDA provider); false on a CPU machine."""
+
+    def __get__(self, obj, owner) -> bool:
+        return onnx_cuda_available()
+
+
+def backend_uses_gpu(cls: type, settings: dict) -> bool:
+    """Whether backend ``cls`` with its ``settings`` runs on a GPU when there is one: its
+    ``gpu_for(settings)`` where it has one (a backend whose engine is a setting), else ``uses_gpu``."""
+    gpu_for = getattr(cls, "gpu_for", None)
+    return bool(gpu_for(settings)) if gpu_for is not None else bool(getattr(cls, "uses_gpu", False))
+
+
+def onnx_session(path: Path | str | bytes, runtime: Runtime):
+    """An onnxruntime session of a model file (or a serialised model): on CUDA when asked for and
+    available, else on the CPU with ``runtime.threads`` threads that sleep instead of spinning when
+    they wait (so they leave the cores to the other jobs of a run)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = runtime.threads
     opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    if runtime.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+    if runtime.device == "cuda" and onnx_cuda_available():
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, sess_options=opts, providers=providers)

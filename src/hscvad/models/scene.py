@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Runtime, onnx_session, resolve_weights
+from .registry import OnnxGpu, Runtime, onnx_session, resolve_weights
 
 VOC_CLASSES = (
     "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse "
@@ -41,8 +41,9 @@ def scene_cells(probs: np.ndarray, frame_hw: tuple[int, int], cell: int, foregro
 
 class SceneModel:
     backend_name = "base"
-    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
-    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    #: runs on a GPU when there is one (its rule then asks for gpu=1): the PyTorch backends, and the
+    #: ONNX Runtime ones where the onnxruntime-gpu build is installed (``OnnxGpu``); the TFLite,
+    #: OpenCV and NumPy backends run on the CPU and ask for none
     uses_gpu = False
     classes: tuple[str, ...] = ()
     #: its classes of people and vehicles: ``scene.foreground_classes`` when that is null
@@ -54,6 +55,7 @@ class SceneModel:
 
 
 class DeepLabV3VOC(SceneModel):
+    uses_gpu = OnnxGpu()
     classes = tuple(VOC_CLASSES)
     foreground = ("bicycle", "bus", "car", "motorbike", "person", "train")
 

@@ -1,0 +1,55 @@
+"""A job's thread pools are sized to its threads, and given back afterwards."""
+
+import os
+
+import cv2
+import numpy as np
+from conftest import MODELS, need_shared
+from threadpoolctl import threadpool_info
+
+from hscvad import threads
+from hscvad.models.registry import Runtime, onnx_session
+
+
+def _blas_threads() -> set[int]:
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] in ("blas", "openmp")}
+
+
+def test_limit_sizes_every_pool_and_restores_them():
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    before_cv2, before_env = cv2.getNumThreads(), os.environ.get("OMP_NUM_THREADS")
+    assert threads.budget() is None
+    with threads.limit(1):
+        assert threads.budget() == 1
+        assert cv2.getNumThreads() == 1
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        if _blas_threads():
+            assert _blas_threads() == {1}
+        with threads.limit(3):  # nested: the inner job's size, then the outer's again
+            assert threads.budget() == 3 and cv2.getNumThreads() == 3
+        assert threads.budget() == 1 and cv2.getNumThreads() == 1
+    assert threads.budget() is None
+    assert cv2.getNumThreads() == before_cv2 and os.environ.get("OMP_NUM_THREADS") == before_env
+
+
+def test_a_job_runs_inside_its_thread_limit(monkeypatch):
+    from hscvad import jobs, settings
+
+    seen = {}
+
+    class Stage:
+        @staticmethod
+        def main(job):
+            seen.update(budget=threads.budget(), cv2=cv2.getNumThreads())
+
+    monkeypatch.setattr(settings, "stage_module", lambda rule: Stage)
+    assert jobs.run(jobs.Job(rule="scene", threads=1)) == 0
+    assert seen == {"budget": 1, "cv2": 1}
+
+
+@need_shared(MODELS / "deeplabv3_mobilenetv2_voc_257.onnx")
+def test_onnx_sessions_take_the_runtime_threads_and_do_not_spin():
+    s = onnx_session(MODELS / "deeplabv3_mobilenetv2_voc_257.onnx", Runtime("cpu", 2))
+    opts = s.get_session_options()
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
