@@ -15,7 +15,8 @@ For each detector setting, in one process, one after the other:
 Settings: ``tiles`` (the 2x tiles alone, the default and Ped2's: pieces of one person in two tiles
 stay two boxes), ``tiles+whole`` (``full_frame: true``, Avenue's and ShanghaiTech's: the tiles, a
 pass over the whole frame, cut boxes dropped or joined), ``whole`` (upscale 1: one pass over the
-letterboxed frame).
+letterboxed frame), ``single`` (``single_pass: true``: the enlarged frame in one pass, padded to a
+multiple of 32, no tiles) and ``single+whole`` (that and the whole-frame pass).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SETTINGS = {
     "tiles": {"full_frame": False},    # the default, Ped2's
     "tiles+whole": {"full_frame": True},  # Avenue's and ShanghaiTech's (config.yaml)
     "whole": {"upscale": 1.0},
+    "single": {"single_pass": True},  # the enlarged frame in one pass, no tiles
+    "single+whole": {"single_pass": True, "full_frame": True},
 }
 
 

@@ -21,6 +21,8 @@ import argparse
 import csv
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,16 +39,46 @@ STAGES = ("detect_track", "appearance", "flow", "velocity", "scene", "scene_labe
           "evaluate")
 
 
-def stage_seconds(res: Path) -> dict[str, tuple[int, float]]:
+def stage_seconds(res: Path, stages=STAGES) -> dict[str, tuple[int, float]]:
+    """Per stage: its jobs and their summed wall seconds (Snakemake's benchmark files)."""
+    return {stage: (n, s) for stage, (n, s, _, _) in stage_cpu(res, stages).items()}
+
+
+def stage_cpu(res: Path, stages=STAGES) -> dict[str, tuple[int, float, float, int]]:
+    """Per stage: jobs, summed wall seconds, summed CPU seconds (user + system, Snakemake's
+    ``cpu_time``) and the threads its jobs declared (from their logs' first line; 0 if unknown)."""
     out = {}
-    for stage in STAGES:
+    for stage in stages:
         files = list((res / "benchmarks" / stage).rglob("*.tsv"))
-        total = 0.0
+        wall = cpu = 0.0
         for f in files:
             rows = list(csv.DictReader(f.open(), delimiter="\t"))
-            total += float(rows[-1]["s"])
-        out[stage] = (len(files), total)
+            wall += float(rows[-1]["s"])
+            cpu += float(rows[-1]["cpu_time"])
+        threads = 0
+        for log in sorted((res / "logs" / stage).rglob("*.log"))[:1]:
+            m = re.search(r"rule \w+, threads (\d+),", log.read_text(errors="replace"))
+            threads = int(m[1]) if m else 0
+        out[stage] = (len(files), wall, cpu, threads)
     return out
+
+
+def print_stage_cpu(res: Path, stages=STAGES, frames: int | None = None) -> None:
+    """The per-stage table: jobs, job seconds, CPU seconds, CPU / wall against the declared threads."""
+    rows = stage_cpu(res, stages)
+    per = f"{'s/frame':>9}" if frames else ""
+    print(f"{'stage':<14}{'jobs':>6}{'job seconds':>14}{'cpu seconds':>13}{'cpu/wall':>10}{'threads':>9}{per}")
+    for stage, (n, wall, cpu, threads) in rows.items():
+        if not n:
+            continue
+        ratio = cpu / wall if wall else 0.0
+        pf = f"{wall / frames:>9.3f}" if frames else ""
+        print(f"{stage:<14}{n:>6}{wall:>14.1f}{cpu:>13.1f}{ratio:>10.2f}{threads or '-':>9}{pf}")
+
+
+def cpu_line(user: float, system: float, wall: float) -> str:
+    return (f"CPU of the whole run: user {user:.0f} s, system {system:.0f} s (system / user "
+            f"{system / max(user, 1e-9):.1%}), (user + system) / wall {(user + system) / max(wall, 1e-9):.2f}")
 
 
 def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
@@ -67,9 +99,7 @@ def summarise(workdir: Path, dataset: str, wall: float | None) -> None:
     print(f"# {dataset} pipeline benchmark ({workdir})")
     if wall is not None:
         print(f"wall time, whole pipeline from scratch: {wall:.1f} s ({wall / 60:.1f} min)")
-    print(f"{'stage':<14}{'jobs':>6}{'job seconds':>14}")
-    for stage, (n, s) in secs.items():
-        print(f"{stage:<14}{n:>6}{s:>14.1f}")
+    print_stage_cpu(res)
     d, a, sc, t = secs["detect_track"][1], secs["appearance"][1], secs["scene"][1], secs["train_hsc"][1]
     print(f"detect+track: {frames} frames, {frames / d:.1f} frames/s")
     print(f"appearance: {samples} object samples ({crops} crops), "
@@ -112,10 +142,13 @@ def parse_revision(spec: str) -> tuple[str, Path | None]:
     return rev, extra
 
 
-def run_revision(spec: str, dataset: str, cores: int, keep: bool, target: str = "auc.json") -> dict:
-    """The README's main command on a fresh checkout of git revision ``rev`` (its own Snakefile,
-    code and config.yaml, with ``spec``'s config file over it; this checkout's resources/ linked in,
-    this interpreter): wall time and the micro AUCs of its auc.json."""
+def run_revision(spec: str, dataset: str, cores: int, keep: bool, targets: list[str] | None = None,
+                 configfiles: tuple[Path, ...] = (), stages=STAGES) -> dict:
+    """The README's main command (or Snakemake for ``targets``) on a fresh checkout of git revision
+    ``rev`` (its own Snakefile, code and config.yaml, with ``configfiles`` and ``spec``'s config file
+    over it; this checkout's resources/ linked in, this interpreter): wall time, the user and system
+    CPU of every process it ran, the per-stage figures of its benchmark files, and the micro AUCs of
+    its auc.json."""
     rev, extra = parse_revision(spec)
     work = Path(tempfile.mkdtemp(prefix=f"hscvad-bench-{rev}-"))
     tree = work / "tree"
@@ -125,21 +158,27 @@ def run_revision(spec: str, dataset: str, cores: int, keep: bool, target: str = 
         commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()
         link_resources(tree)
-        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        # a fresh cache of exported models (a revision that exports pays for it, as on a new machine)
+        env = {**os.environ, "PYTHONPATH": str(tree / "src"), "HSCVAD_CACHE": str(work / "cache")}
         cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "-q"]
-        if extra is not None:
-            cmd += ["--configfile", str(extra)]
-        cmd += ["--", f"results/{dataset}/{target}"]
+        files = [*configfiles, *([extra] if extra is not None else [])]
+        if files:
+            cmd += ["--configfile", *map(str, files)]
+        cmd += ["--", *(targets or [f"results/{dataset}/auc.json"])]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         r = subprocess.run(cmd, cwd=tree, env=env)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode:
             keep = True
             raise SystemExit(f"revision {rev}: snakemake failed ({r.returncode}); work folder kept: {tree}")
-        auc_file = tree / "results" / dataset / "auc.json"
+        res = tree / "results" / dataset
+        auc_file = res / "auc.json"
         auc = json.loads(auc_file.read_text()) if auc_file.exists() else {}
         prot = auc.get("protocols", {})
-        return {"rev": spec, "commit": commit, "wall": wall,
+        return {"rev": spec, "commit": commit, "wall": wall, "user": after.ru_utime - before.ru_utime,
+                "system": after.ru_stime - before.ru_stime, "stages": stage_cpu(res, stages),
                 **{p: prot.get(p, {}).get("micro_auc") for p in ("reference", "strict")}}
     finally:
         if not keep:
@@ -155,10 +194,19 @@ def compare_revisions(revs: list[str], dataset: str, cores: int, keep: bool) -> 
     rows = [run_revision(rev, dataset, cores, keep) for rev in revs]
     print(f"# {dataset}: the README's main command on fresh checkouts, one after the other, {cores} cores")
     width = max(12, *(len(r["rev"]) + 2 for r in rows))
-    print(f"{'revision':<{width}}{'commit':<10}{'wall s':>9}{'ratio':>8}{'reference':>11}{'strict':>9}")
+    print(f"{'revision':<{width}}{'commit':<10}{'wall s':>9}{'ratio':>8}{'reference':>11}{'strict':>9}"
+          f"{'user s':>9}{'system s':>10}{'sys/user':>9}")
     for r in rows:
         print(f"{r['rev']:<{width}}{r['commit']:<10}{r['wall']:>9.1f}{r['wall'] / rows[0]['wall']:>8.3f}"
-              f"{fmt(r['reference']):>11}{fmt(r['strict']):>9}")
+              f"{fmt(r['reference']):>11}{fmt(r['strict']):>9}{r['user']:>9.0f}{r['system']:>10.0f}"
+              f"{r['system'] / max(r['user'], 1e-9):>9.1%}")
+    for r in rows:
+        print(f"\nper stage, {r['rev']} ({r['commit']}): summed job seconds, CPU seconds (user + system) and "
+              "CPU / wall against the threads the jobs declared")
+        print(f"{'stage':<14}{'jobs':>6}{'job seconds':>14}{'cpu seconds':>13}{'cpu/wall':>10}{'threads':>9}")
+        for stage, (n, wall, cpu, threads) in r["stages"].items():
+            if n:
+                print(f"{stage:<14}{n:>6}{wall:>14.1f}{cpu:>13.1f}{cpu / max(wall, 1e-9):>10.2f}{threads or '-':>9}")
 
 
 def main() -> int:
@@ -187,13 +235,16 @@ def main() -> int:
     shutil.copy(REPO / "config.yaml", work / "config.yaml")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
            f"results/{args.dataset}/auc.json", "--cores", str(args.cores), "--resources", "gpu=1", "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=work)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode:
         print(f"snakemake failed ({r.returncode}); work folder kept: {work}", file=sys.stderr)
         return r.returncode
     summarise(work, args.dataset, wall)
+    print(cpu_line(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, wall))
     if not args.keep:
         shutil.rmtree(work)
     return 0

@@ -114,6 +114,33 @@ def test_yolox_finds_people_and_the_bicycle_on_a_real_ped2_frame():
     assert (strong.boxes[:, 2] <= 360).all() and (strong.boxes[:, 3] <= 240).all()
 
 
+@need_shared(MODELS / "yolox_nano_416x416.onnx", PED2 / "testing" / "frames" / "01" / "100.jpg")
+def test_yolox_tiles_in_one_call_equal_one_call_per_tile_and_the_single_pass_finds_the_same_people():
+    import cv2
+
+    from hscvad.models.registry import Runtime
+
+    img = cv2.cvtColor(cv2.imread(str(PED2 / "testing" / "frames" / "01" / "100.jpg")), cv2.COLOR_BGR2RGB)
+    w = {"weights": str(MODELS / "yolox_nano_416x416.onnx")}
+    per_tile = DETECTORS.build("yolox", w, Runtime("cpu", 1))
+    batched = DETECTORS.build("yolox", w, Runtime("cpu", 2))
+    assert not per_tile.batched and batched.batched
+    for full_frame in (False, True):
+        per_tile.full_frame = batched.full_frame = full_frame
+        a, b = per_tile.detect(img), batched.detect(img)
+        assert len(a) == len(b) > 10
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+        assert (a.classes == b.classes).all()
+    single = DETECTORS.build("yolox", {**w, "single_pass": True}, Runtime("cpu", 1))
+    c = single.detect(img)
+    strong_a, strong_c = a.select((a.scores > 0.5) & (a.classes == 0)), c.select((c.scores > 0.5) & (c.classes == 0))
+    assert abs(len(strong_c) - len(strong_a)) <= 2
+    # every confident person of the tiles is found by the single pass too (IoU > 0.5)
+    assert (box_iou(strong_a.boxes, c.boxes).max(1) > 0.5).mean() >= 0.9
+    assert (c.select(c.scores > 0.3).classes == 1).any()  # the cyclist's bicycle
+
+
 def test_a_registry_forgets_an_unregistered_backend():
     from hscvad.models.registry import Registry
 

@@ -53,3 +53,21 @@ def test_onnx_sessions_take_the_runtime_threads_and_do_not_spin():
     opts = s.get_session_options()
     assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_onnx_backends_ask_for_a_gpu_only_where_onnxruntime_has_cuda(monkeypatch):
+    from hscvad.models import registry
+    from hscvad.models.appearance import EfficientNetLite0
+    from hscvad.models.detection import YOLOX
+
+    monkeypatch.setattr(registry, "onnx_cuda_available", lambda: False)  # the CPU build, or no GPU
+    import hscvad.models.appearance as appearance
+
+    monkeypatch.setattr(appearance, "onnx_cuda_available", lambda: False)
+    assert YOLOX.uses_gpu is False
+    assert registry.backend_uses_gpu(EfficientNetLite0, {"engine": "onnxruntime"}) is False
+    assert registry.backend_uses_gpu(EfficientNetLite0, {"engine": "torch"}) is True  # PyTorch: CUDA when present
+    monkeypatch.setattr(registry, "onnx_cuda_available", lambda: True)  # the onnxruntime-gpu build on a GPU
+    monkeypatch.setattr(appearance, "onnx_cuda_available", lambda: True)
+    assert YOLOX.uses_gpu is True
+    assert registry.backend_uses_gpu(EfficientNetLite0, {"engine": "onnxruntime"}) is True

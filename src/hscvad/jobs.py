@@ -154,7 +154,7 @@ def run(job: Job) -> int:
     from .settings import stage_module
 
     with _job_log(job.log) as console, threads.limit(job.threads):
-        log.info("rule %s, params %s", job.rule, json.dumps(job.params, sort_keys=True))
+        log.info("rule %s, threads %d, params %s", job.rule, job.threads, json.dumps(job.params, sort_keys=True))
         where = ""
         try:
             parts = shard_parts(job)

@@ -120,11 +120,14 @@ class YOLOX(Detector):
 
     def __init__(self, weights, runtime: Runtime, input_size: int, upscale: float, tile_overlap: int,
                  min_score: float, nms_iou: float, merge_ios: float, full_frame: bool, cut_margin: int,
-                 cut_ios: float):
+                 cut_ios: float, single_pass: bool):
         # the tiles of a frame in one call where that is faster: several threads or a GPU (with
         # one thread a batch of four tiles is no faster than four calls; bench/detection_tiling.py)
-        model, self.batched = _batched_yolox(weights) if runtime.threads > 1 or runtime.device == "cuda" \
-            else (weights, False)
+        self.single_pass = bool(single_pass) and float(upscale) != 1.0
+        model, self.batched = _batched_yolox(weights) \
+            if self.single_pass or runtime.threads > 1 or runtime.device == "cuda" else (weights, False)
+        if self.single_pass and not self.batched:
+            raise ValueError(f"detection.yolox.single_pass: {weights} is not a YOLOX graph whose input size can change")
         self.session = onnx_session(model, runtime)
         self.input_name = self.session.get_inputs()[0].name
         self.size = int(input_size)
@@ -136,23 +139,18 @@ class YOLOX(Detector):
         self.full_frame = bool(full_frame)
         self.cut_margin = int(cut_margin)
         self.cut_ios = float(cut_ios)
-        grids, strides = [], []
-        for s in (8, 16, 32):
-            g = self.size // s
-            yy, xx = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
-            grids.append(np.stack([xx, yy], -1).reshape(-1, 2))
-            strides.append(np.full((g * g, 1), s))
-        self.grid = np.concatenate(grids).astype(np.float32)
-        self.stride = np.concatenate(strides).astype(np.float32)
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def from_config(cls, cfg, runtime, key):
         w = resolve_weights(cfg["weights"], f"{key}.weights", cfg["sha256"])
         return cls(w, runtime, cfg["input_size"], cfg["upscale"], cfg["tile_overlap"], cfg["min_score"],
-                   cfg["nms_iou"], cfg["merge_ios"], cfg["full_frame"], cfg["cut_margin"], cfg["cut_ios"])
+                   cfg["nms_iou"], cfg["merge_ios"], cfg["full_frame"], cfg["cut_margin"], cfg["cut_ios"],
+                   cfg["single_pass"])
 
     def describe(self) -> str:
-        return f"yolox(input={self.size}, upscale={self.upscale}, full_frame={self.full_frame})"
+        return (f"yolox(input={self.size}, upscale={self.upscale}, full_frame={self.full_frame}, "
+                f"single_pass={self.single_pass})")
 
     def _letterbox(self, img_bgr: np.ndarray) -> tuple[np.ndarray, float]:
         """The model's input (3, S, S) float32 of an image (top-left letterbox), and its scale."""
@@ -166,10 +164,23 @@ class YOLOX(Detector):
         canvas[: img_bgr.shape[0], : img_bgr.shape[1]] = img_bgr
         return canvas.transpose(2, 0, 1).astype(np.float32), r
 
-    def _decode(self, out: np.ndarray, r: float, h: int, w: int) -> Detections:
+    def _grid(self, ih: int, iw: int) -> tuple[np.ndarray, np.ndarray]:
+        """The anchor points (A, 2) and strides (A, 1) of the raw head for an input of ih x iw."""
+        if (ih, iw) not in self._grids:
+            grids, strides = [], []
+            for s in (8, 16, 32):
+                yy, xx = np.meshgrid(np.arange(ih // s), np.arange(iw // s), indexing="ij")
+                grids.append(np.stack([xx, yy], -1).reshape(-1, 2))
+                strides.append(np.full((grids[-1].shape[0], 1), s))
+            self._grids[ih, iw] = (np.concatenate(grids).astype(np.float32),
+                                   np.concatenate(strides).astype(np.float32))
+        return self._grids[ih, iw]
+
+    def _decode(self, out: np.ndarray, r: float, h: int, w: int, input_hw: tuple[int, int] | None = None) -> Detections:
         """Detections of one image from the raw head's rows (A, 85) at letterbox scale ``r``."""
-        xy = (out[:, :2] + self.grid) * self.stride
-        wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * self.stride
+        grid, stride = self._grid(*(input_hw or (self.size, self.size)))
+        xy = (out[:, :2] + grid) * stride
+        wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * stride
         cls = out[:, 5:].argmax(1)
         score = out[:, 4] * out[np.arange(len(out)), 5 + cls]
         keep = score >= self.min_score
@@ -192,6 +203,17 @@ class YOLOX(Detector):
     def _run(self, img_bgr: np.ndarray) -> Detections:
         return self._run_many([img_bgr])[0]
 
+    def _run_whole(self, img_bgr: np.ndarray) -> Detections:
+        """One pass over an image of any size at its own scale: padded (bottom, right, 114) to
+        multiples of the largest stride, 32."""
+        h, w = img_bgr.shape[:2]
+        ih, iw = -(-h // 32) * 32, -(-w // 32) * 32
+        canvas = np.full((ih, iw, 3), 114, np.uint8)
+        canvas[:h, :w] = img_bgr
+        x = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        out = self.session.run(None, {self.input_name: x})[0][0]
+        return self._decode(out, 1.0, h, w, (ih, iw))
+
     def detect(self, frame: np.ndarray) -> Detections:
         """Sliced inference: the frame enlarged by ``upscale`` and cut into overlapping tiles (small
         objects). With ``full_frame``, also one pass over the whole frame (objects larger than a
@@ -209,6 +231,14 @@ class YOLOX(Detector):
         size = (int(round(W * self.upscale)), int(round(H * self.upscale)))
         big = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
         BH, BW = big.shape[:2]
+        if self.single_pass:  # the enlarged frame in one pass: no tile borders to cut anyone
+            found = self._run_whole(big)
+            found.boxes /= self.upscale
+            if self.full_frame:
+                whole = self._run(np.ascontiguousarray(bgr))
+                found = Detections(*(np.concatenate([getattr(p, a) for p in (whole, found)])
+                                     for a in ("boxes", "scores", "classes")))
+            return nms(found, self.nms_iou, self.merge_ios)
         parts, cuts = [], []
         m = self.cut_margin
         origins = [(y0, x0) for y0 in _tiles(BH, self.size, self.overlap) for x0 in _tiles(BW, self.size, self.overlap)]
@@ -241,10 +271,11 @@ class YOLOX(Detector):
 
 
 def _batched_yolox(path) -> tuple[bytes | str, bool]:
-    """The YOLOX graph with a free batch dimension, so the tiles of a frame go through it in one
-    call: its input's first dimension made symbolic and the head's three reshapes to (1, 85, -1)
-    made (0, 85, -1) (0: the input's batch). Returns the serialised graph and True, or the file
-    and False for a graph of another shape (then one call per tile)."""
+    """The YOLOX graph with a free batch dimension and input size, so the tiles of a frame go
+    through it in one call, or a whole enlarged frame in one pass: its input's batch, height and width
+    made symbolic and the head's three reshapes to (1, 85, -1) made (0, 85, -1) (0: the input's
+    batch). Returns the serialised graph and True, or the file and False for a graph of another
+    shape (then one call per tile)."""
     import onnx
     from onnx import numpy_helper
 
@@ -260,9 +291,11 @@ def _batched_yolox(path) -> tuple[bytes | str, bool]:
         shape = numpy_helper.to_array(inits[n.input[1]]).copy()
         shape[0] = 0
         inits[n.input[1]].CopyFrom(numpy_helper.from_array(shape, n.input[1]))
-    for d in (dims[0], g.output[0].type.tensor_type.shape.dim[0]):
+    out_dims = g.output[0].type.tensor_type.shape.dim
+    for d, name in ((dims[0], "batch"), (dims[2], "height"), (dims[3], "width"), (out_dims[0], "batch"),
+                    (out_dims[1], "anchors")):
         d.ClearField("dim_value")
-        d.dim_param = "batch"
+        d.dim_param = name
     del g.value_info[:]  # shapes inferred for batch 1
     return model.SerializeToString(), True
 

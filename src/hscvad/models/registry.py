@@ -306,5 +306,7 @@ def onnx_session(path: Path | str | bytes, runtime: Runtime):
     providers = ["CPUExecutionProvider"]
     if runtime.device == "cuda" and onnx_cuda_available():
         providers.insert(0, "CUDAExecutionProvider")
+        if hasattr(ort, "preload_dlls"):  # CUDA / cuDNN from the nvidia-* wheels PyTorch brought
+            ort.preload_dlls()
     model = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(model, sess_options=opts, providers=providers)
