@@ -4,6 +4,9 @@ Offline backends run ONNX models through onnxruntime:
 - ``yolox``: YOLOX (raw head, grid decoding and class-aware NMS here), optionally on an enlarged
   frame cut into overlapping tiles, which is what finds the 15-40 px objects of UCSD Ped2, together
   with a pass over the whole frame, which sees larger objects whole (sliced inference, as SAHI).
+  The graph is loaded with a free batch and input size (:func:`_batched_yolox`), so the tiles of a
+  frame go through it in one call where that is faster (several threads, a GPU), or the enlarged
+  frame goes through it in one pass with no tiles (``single_pass``).
 - ``picodet``: PicoDet with NMS inside the graph.
 """
 
