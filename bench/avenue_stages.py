@@ -2,6 +2,8 @@
 revisions side by side.
 
     python bench/avenue_stages.py --revisions 43a2ef8 HEAD [--cores 2] [--shared ../shared]
+    python bench/avenue_stages.py --revisions 43a2ef8 HEAD HEAD=bench/configs/avenue_as_43a2ef8.yaml
+                                  # REV=FILE: that revision with FILE's settings over its config.yaml
 
 For each revision, one after the other, on a fresh checkout (its own Snakefile, code and config.yaml;
 this checkout's resources/ linked in; this interpreter; an empty cache of exported models),

@@ -247,6 +247,11 @@ def test_the_exported_onnx_file_is_cached_checked_and_remade_when_it_does_not_ma
     assert not [p for p in (tmp_path / "onnx").iterdir() if p.name.startswith(".")]  # no temporary left
     with pytest.raises(Exception, match="engine"):
         APPEARANCE.build("efficientnet_lite0", {"engine": "tensorrt"}, Runtime("cpu", 1), "appearance")
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    monkeypatch.setenv("HSCVAD_CACHE", str(blocked))
+    with pytest.raises(OSError, match=r"HSCVAD_CACHE"):
+        APPEARANCE.build("efficientnet_lite0", {"input_size": 64}, Runtime("cpu", 1), "appearance")
 
 
 def test_a_missing_efficientnet_wheel_names_the_extra_and_the_setting(monkeypatch):

@@ -15,8 +15,8 @@ from .registry import MOTION, Runtime
 
 class MotionModel:
     backend_name = "base"
-    #: runs on a GPU when there is one (its rule then asks for gpu=1); the ONNX / TFLite / NumPy
-    #: backends run on the CPU (the pinned onnxruntime is the CPU build) and ask for none
+    #: runs on a GPU when there is one (its rule then asks for gpu=1): the PyTorch backends; the
+    #: NumPy skeleton descriptor runs on the CPU and asks for none
     uses_gpu = False
     dim = 0
     has_classes = False

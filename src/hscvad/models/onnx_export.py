@@ -55,10 +55,14 @@ def cached_onnx(name: str, provenance: dict, build: Callable[[], tuple], input_n
 
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
-    module, example = build()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-", suffix=".onnx")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-", suffix=".onnx")
+    except OSError as e:
+        raise OSError(f"cannot write the exported {name} model into {folder} ({e}); set ${CACHE_ENV} to a "
+                      "writable folder") from e
     os.close(fd)
+    module, example = build()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on constant folding
