@@ -54,6 +54,11 @@ def table(results: Path) -> None:
               f"{_f(p['strict']['micro_auc'])} / {_f(p['strict']['macro_auc'])} | "
               f"{_f(p['strict_unsmoothed']['micro_auc'])} | {_f(o.get('hsc'))} / {_f(o.get('knn_1'))} | {t} |")
     fused = auc["protocols"]
+    print(f"calibration: {fused['strict'].get('calibration', 'none (code before calibration)')}")
+    for k, r in fused.items():
+        if "_calibration_" in k:
+            print(f"  fused, {k.replace('_calibration_', ' protocol, calibration ')}: "
+                  f"micro {_f(r['micro_auc'])} / macro {_f(r['macro_auc'])}")
     print(f"reference fusion: {fused['reference'].get('fusion')}")
     for k, r in fused.items():
         if k.startswith("reference_fusion_"):

@@ -104,3 +104,45 @@ def test_clip_max_gives_each_frame_its_clips_highest_object_score():
     assert np.isnan(frames[4:8]).all()  # clip 1 of video 0 has no object
     assert np.allclose(frames[8:10], 2.0)  # last, short clip
     assert np.allclose(frames[10:], 7.0)
+
+
+def test_tail_surprise_is_monotone_bounded_and_zero_below_the_training_scores():
+    train = np.array([3.0, 1.0, 2.0, 2.0, 5.0])
+    x = np.array([0.5, 1.0, 2.0, 4.0, 5.0, 100.0, np.nan])
+    out = P.tail_surprise(x, train)
+    n = len(train)
+    # at or below the lowest training score: every training score is above -> -ln((1 + 5) / 6) = 0
+    assert out[0] == out[1] == pytest.approx(0.0)
+    assert out[2] == pytest.approx(-math.log((1 + 4) / (n + 1)))  # 2, 2, 3, 5 are >= 2
+    assert out[3] == pytest.approx(-math.log((1 + 1) / (n + 1)))  # only 5 is >= 4
+    assert out[4] == pytest.approx(-math.log((1 + 1) / (n + 1)))
+    assert out[5] == pytest.approx(math.log(n + 1))  # the bound: nothing above
+    assert np.isnan(out[6])
+    assert (np.diff(out[:6]) >= 0).all()
+
+
+def test_calibration_keeps_one_extreme_object_from_lifting_its_neighbours_above_a_moderate_anomaly():
+    """A video of normal frames with one extreme object (z 60, a bicycle far off the normal range)
+    and another with a moderate anomaly (z 4 for 12 frames): after per-video smoothing, the normal
+    frames next to the extreme one must stay below the moderate anomaly's frames."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 1, 2000)
+    stats = {"s": {"mean": float(train.mean()), "std": float(train.std()), "min": float(train.min())}}
+    a = rng.normal(0, 0.5, 100)
+    a[50] = 60.0  # the extreme object
+    b = rng.normal(0, 0.5, 100)
+    b[40:52] = 4.0  # a moderate anomaly, well above the normal range
+    raw = {"s": [a, b]}
+    neighbours = np.r_[40:50, 51:61]
+
+    def scores(calibrated):
+        r, st = P.calibrate(raw, {"s": train}) if calibrated else (raw, stats)
+        return P.strict_protocol(r, st, 6.0)
+
+    plain = scores(False)
+    assert plain[0][neighbours].max() > plain[1][40:52].min()  # uncalibrated: the spill-over ranks normal frames higher
+    cal = scores(True)
+    assert cal[0][neighbours].max() < cal[1][40:52].min()
+    # both streams' training scores map to one scale: their mean / std after calibration agree
+    _, st = P.calibrate({"s": [a], "t": [b]}, {"s": train, "t": 10 * train + 7})
+    assert st["s"]["mean"] == pytest.approx(st["t"]["mean"]) and st["s"]["std"] == pytest.approx(st["t"]["std"])

@@ -18,6 +18,14 @@ strict (no choice made on test data or labels):
   every frame is scored; each stream is standardised with the mean and standard deviation of the
   training samples' scores, and frames without objects get the lowest training score; streams are
   fused with equal weights; each video is smoothed on its own with a Gaussian of the given sigma.
+
+calibration (both protocols, before normalisation, fusion and smoothing; ``evaluation.calibration``):
+  ``tail`` maps each stream's scores to the surprise of their upper tail under that stream's
+  training samples' (leave-one-video-out) scores, -ln((1 + #{training scores >= s}) / (N + 1)): 0 at
+  or below the lowest training score, ln(N + 1) at and above the highest. Monotone, so a clip's
+  maximum over its objects is the same object before and after; bounded, so one extreme object
+  cannot carry its score, through the smoothing, over the frames around it; and every stream on the
+  one scale of tail probability. ``none``: the scores as they are.
 """
 
 from __future__ import annotations
@@ -106,6 +114,29 @@ def strict_protocol(raw: dict[str, list[np.ndarray]], train_stats: dict[str, dic
             wsum += w
         out.append(strict_smooth(np.asarray(fused) / wsum, sigma))
     return out
+
+
+def tail_surprise(scores: np.ndarray, train_scores: np.ndarray) -> np.ndarray:
+    """-ln((1 + #{train_scores >= s}) / (N + 1)) for each score s (NaN stays NaN)."""
+    train = np.sort(np.asarray(train_scores, np.float64))
+    x = np.asarray(scores, np.float64)
+    above = len(train) - np.searchsorted(train, np.nan_to_num(x, nan=-np.inf), side="left")
+    out = -np.log((1.0 + above) / (len(train) + 1.0))
+    return np.where(np.isnan(x), np.nan, out)
+
+
+def calibrate(raw: dict[str, list[np.ndarray]], train_scores: dict[str, np.ndarray]
+              ) -> tuple[dict[str, list[np.ndarray]], dict[str, dict]]:
+    """Each stream's per-frame scores through :func:`tail_surprise` of its training scores, and the
+    statistics (mean, std, min) of the training scores so mapped, for the protocols."""
+    out, stats = {}, {}
+    for s, videos in raw.items():
+        tr = np.asarray(train_scores[s], np.float64)
+        out[s] = [tail_surprise(v, tr) for v in videos]
+        c = tail_surprise(tr, tr)
+        stats[s] = {"mean": float(c.mean()), "std": float(c.std()), "min": float(c.min())} if len(c) else \
+            {"mean": 0.0, "std": 1.0, "min": 0.0}
+    return out, stats
 
 
 def micro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float | None:

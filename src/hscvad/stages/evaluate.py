@@ -14,7 +14,7 @@ import numpy as np
 from ..data import build_dataset
 from ..evaluation import plots
 from ..evaluation.objects import scores_header
-from ..evaluation.protocols import macro_auc, micro_auc, reference_protocol, strict_protocol
+from ..evaluation.protocols import calibrate, macro_auc, micro_auc, reference_protocol, strict_protocol
 from ..h5store import atomic_path, open_store, read_arrays, write_json
 from ..settings import DATASET, Derived
 from .common import log
@@ -24,6 +24,14 @@ REFERENCE_FUSIONS = {
     "training_spread": "mean over streams of (score - test minimum) / std of the stream's training samples' scores "
                        "(min-max, each stream weighted by its test range over its training std)",
     "equal": "equal-weight mean of the min-max-normalised streams (the public code's 0.5/0.5)",
+}
+
+
+#: what each evaluation.calibration does to a stream's scores, before normalisation and fusion
+CALIBRATIONS = {
+    "tail": "per stream, -ln((1 + #training scores >= s) / (N + 1)): the surprise of the score's upper tail "
+            "under the training samples' (leave-one-video-out) scores, 0 to ln(N + 1)",
+    "none": "the scores as they are",
 }
 
 
@@ -51,12 +59,14 @@ def _describe(params: dict, T: int) -> dict[str, dict]:
     return {
         "reference": {
             "frames": f"each video's first floor(n/{T})*{T} frames (the rest dropped)",
+            "calibration": CALIBRATIONS[ev["calibration"]],
             "normalisation": "min-max over all test frames (positive scores), per stream; clips without objects 0",
             "smoothing": f"reference Gaussian, window {ref['window']}, sigma {ref['sigma']}, across video borders",
             "fusion": REFERENCE_FUSIONS[ref["fusion"]],
         },
         "strict": {
             "frames": "every frame",
+            "calibration": CALIBRATIONS[ev["calibration"]],
             "normalisation": "per stream (score - mean) / std of the training samples' scores; "
                              "frames without objects get the lowest training score",
             "smoothing": f"Gaussian sigma {strict['sigma']} within each video",
@@ -78,10 +88,13 @@ def _reference(raw, stats, T, ev, fusion):
     return reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]), units=units)
 
 
-def evaluate_streams(raw, stats, labels, T, params):
-    """AUCs of the fused streams under each protocol. With more than one stream, the reference
-    protocol is also computed with the fusion not configured (key reference_fusion_<name>)."""
-    ev = params["evaluation"]
+def _protocols(raw, stats, labels, T, ev, calibration, train):
+    """AUCs of the fused streams under each protocol with ``calibration`` (``tail``: needs the
+    training scores ``train``), and the scores they were computed from."""
+    if calibration == "tail":
+        if train is None:
+            raise ValueError("evaluation.calibration: tail needs the training samples' scores")
+        raw, stats = calibrate(raw, train)
     fusion = ev["reference"]["fusion"]
     ref_scores, keep = _reference(raw, stats, T, ev, fusion)
     strict_scores = strict_protocol(raw, stats, float(ev["strict"]["sigma"]))
@@ -99,6 +112,22 @@ def evaluate_streams(raw, stats, labels, T, params):
                                                     "fusion": REFERENCE_FUSIONS[other]}
     unsmoothed = strict_protocol(raw, stats, 0.0)
     res["strict_unsmoothed"] = {**_aucs(unsmoothed, labels), "n_frames": res["strict"]["n_frames"]}
+    return res, ref_scores, keep, strict_scores
+
+
+def evaluate_streams(raw, stats, labels, T, params, train=None):
+    """AUCs of the fused streams under each protocol, with the configured calibration. With more
+    than one stream, the reference protocol is also computed with the fusion not configured (key
+    reference_fusion_<name>); given the training scores ``train``, both protocols also with the
+    calibration not configured (keys strict_calibration_<name>, reference_calibration_<name>)."""
+    ev = params["evaluation"]
+    calibration = ev["calibration"]
+    res, ref_scores, keep, strict_scores = _protocols(raw, stats, labels, T, ev, calibration, train)
+    if train is not None:
+        other = "none" if calibration == "tail" else "tail"
+        alt, *_ = _protocols(raw, stats, labels, T, ev, other, train)
+        for p in ("strict", "reference"):
+            res[f"{p}_calibration_{other}"] = {**alt[p], "calibration": other}
     return res, ref_scores, keep, strict_scores
 
 
@@ -230,6 +259,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         streams, videos, n_frames, T, stats = scores_header(f)
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
         raw = {s: [f[s]["frame_score"][offsets[i] : offsets[i + 1]] for i in range(len(videos))] for s in streams}
+        train = {s: f[s]["train_score"][()] for s in streams}
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
     if undefined:
@@ -237,8 +267,8 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
 
     per_stream = {}
     for s in streams:
-        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params)
-    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params)
+        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]})
+    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train)
     per_stream["fused"] = fused
     default = params["evaluation"]["protocol"]
     desc = _describe(params, T)
@@ -263,6 +293,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         "fusion": {"streams": streams, "weights": {s: 1.0 / len(streams) for s in streams},
                    "statistics": "strict: each stream's mean and std of its training samples' scores (leave-one-"
                                  "video-out, train_score_stats); reference: min-max over the test set",
+                   "calibration": params["evaluation"]["calibration"],
                    "reference": params["evaluation"]["reference"]["fusion"],
                    "reference_units": ({s: stats[s]["std"] for s in streams}
                                        if params["evaluation"]["reference"]["fusion"] == "training_spread" else None)},
