@@ -88,11 +88,12 @@ def main() -> int:
         torch.set_num_threads(threads)
         rt = Runtime("cpu", threads)
         eager = APPEARANCE.build(name, {"engine": "torch"}, rt, "appearance")
-        cl = eager.net.to(memory_format=torch.channels_last)
+        # a second model: .to(memory_format=...) converts a module in place
+        cl = APPEARANCE.build(name, {"engine": "torch"}, rt, "appearance").net.to(memory_format=torch.channels_last)
 
         def channels_last(x, cl=cl):
             with torch.inference_mode():
-                return cl(torch.from_numpy(x)).numpy()
+                return cl(torch.from_numpy(x)).numpy()  # NHWC crops: the permuted input is channels-last
 
         engines = {"torch": eager.embed, "torch channels_last": channels_last}
         ort = APPEARANCE.build(name, {"engine": "onnxruntime"}, rt, "appearance")

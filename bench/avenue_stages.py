@@ -74,9 +74,10 @@ def main() -> int:
         print(f"{'all stages':<14}{'':>6}{total / frames:>13.3f}")
     extra.unlink()
     print(f"\n# seconds per frame of the per-video stages (wall of the whole set, {args.cores} cores), side by side")
+    width = max(len(r["rev"]) for r in rows) + 2
     for r in rows:
         ratio = r["wall"] / rows[0]["wall"]
-        print(f"{r['rev']:<24}{r['commit']:<10}{r['wall'] / frames:>8.3f} s/frame  ratio {ratio:.3f}")
+        print(f"{r['rev']:<{width}}{r['commit']:<10}{r['wall'] / frames:>8.3f} s/frame  ratio {ratio:.3f}")
     return 0
 
 

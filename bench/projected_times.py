@@ -9,7 +9,8 @@
    its crowds are of the same order), in a temporary folder.
 2. Per stage: summed job seconds per frame (jobs run ``--cores`` at a time, one thread each), and
    object samples per frame.
-3. Projects each dataset's per-video stages as seconds per frame x its frames / cores, and training
+3. Prints the same per-frame costs of the finished Ped2 run given with ``--ped2`` (360x240), and
+   projects each dataset's per-video stages as seconds per frame x its frames / cores, and training
    from the finished Ped2 run given with ``--ped2`` (its ``train_hsc`` seconds per sample, epoch and
    stream) x the projected samples x epochs x streams. Training is the least certain line: its
    contrast against the memory bank grows with the bank, so the cost per sample rises with the
@@ -127,28 +128,36 @@ def main() -> int:
     print(f"# projected wall time on this machine, --cores {args.cores}; per-frame costs measured on Avenue training "
           "videos 12 and 16 (640x360, and resized to 856x480 for ShanghaiTech)")
     epochs = cfg["hsc"]["epochs"]
-    header = f"{'stage':<14}" + "".join(f"{f'{ds} s/frame':>20}{f'{ds} hours':>16}" for ds in FRAMES)
+    ped2_frames = 0
+    for f in (args.ped2 / "tracks").rglob("*.h5"):
+        with h5py.File(f) as h:
+            ped2_frames += int(h.attrs["n_frames"])
+    ped2 = stage_cpu(args.ped2, STAGES)
+    header = (f"{'stage':<14}{'ped2 s/frame':>14}"
+              + "".join(f"{f'{ds} s/frame':>22}{f'{ds} hours':>20}" for ds in FRAMES))
+    print(f"{'':<14}{'360x240':>14}{'640x360':>22}{'':>20}{'856x480':>22}")
     print(header)
     totals = dict.fromkeys(FRAMES, 0.0)
     for stage in STAGES:
-        row = f"{stage:<14}"
+        n_ped2, wall_ped2, _, _ = ped2[stage]
+        row = f"{stage:<14}" + (f"{wall_ped2 / ped2_frames:>14.3f}" if n_ped2 else f"{'-':>14}")
         for ds, m in measured.items():
             n, wall, _, _ = m["stages"][stage]
             spf = wall / m["frames"]
             hours = spf * sum(FRAMES[ds]) / args.cores / 3600
             totals[ds] += hours
-            row += f"{spf:>20.3f}{hours:>16.2f}"
+            row += f"{spf:>22.3f}{hours:>20.2f}"
         print(row)
-    row = f"{'train_hsc':<14}"
+    row = f"{'train_hsc':<14}{'':>14}"
     train = {}
     for ds, m in measured.items():
         streams = len(cfg["datasets"][ds]["streams"])
         n_train = m["samples"] / m["frames"] * FRAMES[ds][0]
         train[ds] = per_sample_epoch * n_train * epochs * streams / 3600
         totals[ds] += train[ds]
-        row += f"{'':>20}{train[ds]:>16.2f}"
+        row += f"{'':>22}{train[ds]:>20.2f}"
     print(row)
-    print(f"{'total':<14}" + "".join(f"{'':>20}{totals[ds]:>16.1f}" for ds in FRAMES))
+    print(f"{'total':<14}{'':>14}" + "".join(f"{'':>22}{totals[ds]:>20.1f}" for ds in FRAMES))
     for ds, m in measured.items():
         print(f"{ds}: {m['samples'] / m['frames']:.2f} object samples per frame measured -> "
               f"{m['samples'] / m['frames'] * FRAMES[ds][0]:.0f} training samples; training {epochs} epochs x "
