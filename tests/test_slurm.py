@@ -28,7 +28,8 @@ import local_slurm  # noqa: E402
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.e2e, REAL]
 
-# the offline backends: PyTorch ones (EfficientNet-Lite0, HSC) ask for a GPU, the ONNX ones do not
+# the offline backends: PyTorch ones (EfficientNet-Lite0 on its torch engine, HSC) ask for a GPU, the
+# ONNX ones do not (the CPU build of ONNX Runtime)
 GPU_RULES = {"appearance", "train_hsc", "score"}
 CPU_RULES = {"check_dataset", "detect_track", "scene", "scene_labels", "explain", "evaluate"}
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
@@ -53,6 +54,8 @@ def _subset(tmp: Path, n: int = 64) -> dict:
 def _config(tmp: Path) -> dict:
     cfg = base_config(tmp, ped2sub=_subset(tmp))
     cfg["hsc"]["epochs"] = 5
+    # EfficientNet-Lite0 on PyTorch, so that a per-video group job holds a rule that asks for a GPU
+    cfg["appearance"]["efficientnet_lite0"] = {"engine": "torch"}
     return cfg
 
 

@@ -29,6 +29,7 @@ from conftest import (
 )
 
 from hscvad.config import load_config
+from hscvad.models.registry import onnx_cuda_available
 
 
 @REAL
@@ -36,17 +37,23 @@ def test_only_jobs_whose_backend_runs_on_a_gpu_ask_for_one(tmp_path):
     cfg = base_config(tmp_path, p=_subset(tmp_path))
     cfg["datasets"]["p"]["streams"] = ["appearance", "velocity"]
     gpu = job_gpu(smk(tmp_path, cfg, "-n", "results/p/auc.json").stdout)
-    # ONNX detection and segmentation, OpenCV flow: CPU; EfficientNet-Lite0 and HSC: PyTorch
-    assert gpu["detect_track"] == gpu["scene"] == gpu["flow"] == gpu["velocity"] == {0}, gpu
-    assert gpu["appearance"] == gpu["train_hsc"] == gpu["score"] == {1}, gpu
+    # ONNX detection, segmentation and EfficientNet-Lite0 (the CPU build of ONNX Runtime here), OpenCV
+    # flow: CPU; HSC: PyTorch
+    onnx_gpu = int(onnx_cuda_available())
+    assert gpu["detect_track"] == gpu["scene"] == gpu["appearance"] == {onnx_gpu}, gpu
+    assert gpu["flow"] == gpu["velocity"] == {0}, gpu
+    assert gpu["train_hsc"] == gpu["score"] == {1}, gpu
+    on_torch = json.loads(json.dumps(cfg))  # EfficientNet-Lite0 on PyTorch: CUDA when present
+    on_torch["appearance"]["efficientnet_lite0"] = {"engine": "torch"}
+    assert job_gpu(smk(tmp_path, on_torch, "-n", "results/p/auc.json").stdout)["appearance"] == {1}
     reid = json.loads(json.dumps(cfg))
     reid["appearance"]["backend"] = "reid"
     reid["appearance"]["reid"]["weights"] = str(MODELS / "person-reidentification-retail-0288.onnx")
-    assert job_gpu(smk(tmp_path, reid, "-n", "results/p/auc.json").stdout)["appearance"] == {0}
+    assert job_gpu(smk(tmp_path, reid, "-n", "results/p/auc.json").stdout)["appearance"] == {onnx_gpu}
     paper = json.loads(json.dumps(cfg))  # the paper's YOLOv3 globally, this dataset's own ONNX YOLOX
     paper["detection"]["backend"] = "mmdet_yolov3"
     paper["datasets"]["p"]["detection"] = {"backend": "yolox"}
-    assert job_gpu(smk(tmp_path, paper, "-n", "results/p/auc.json").stdout)["detect_track"] == {0}
+    assert job_gpu(smk(tmp_path, paper, "-n", "results/p/auc.json").stdout)["detect_track"] == {onnx_gpu}
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -241,6 +248,7 @@ def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     (SLURM's set-threads / set-resources name the per-video rule), its runtime times its videos."""
     cfg = base_config(tmp_path, p=_subset(tmp_path))
     cfg["shards"]["appearance"] = 2
+    cfg["appearance"]["efficientnet_lite0"] = {"engine": "torch"}  # PyTorch: a job that asks for a GPU
     r = smk(tmp_path, cfg, "-n", "--cores", "4", "--set-threads", "appearance=3", "--set-resources",
             "appearance:runtime=7", "appearance:mem_mb=1234", "--", "results/p/objects/test/01.h5",
             "results/p/objects/train/02.h5")
@@ -249,7 +257,7 @@ def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     block = re.split(r"\n\[|Job stats", r.stdout.split("rule appearance__shard_p_test_000:")[1])[0]
     assert "output: results/p/objects/test/01.h5, results/p/objects/test/02.h5" in block
     assert "threads: 3" in block and "gpu=1" in block and "runtime=14" in block and "mem_mb=1234" in block
-    assert job_gpu(r.stdout)["detect_track"] == {0}
+    assert job_gpu(r.stdout)["detect_track"] == {int(onnx_cuda_available())}
     cfg["datasets"]["q"] = {"adapter": "folder", "root": str(tmp_path / "absent")}  # not on disk: no shards
     jobs = planned_jobs(smk(tmp_path, cfg, "-n", "results/p/objects/test/01.h5").stdout)
     assert "appearance__shard_p_test_000" in jobs

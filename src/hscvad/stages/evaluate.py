@@ -259,6 +259,10 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         streams, videos, n_frames, T, stats = scores_header(f)
         offsets = np.concatenate([[0], np.cumsum(n_frames)])
         raw = {s: [f[s]["frame_score"][offsets[i] : offsets[i + 1]] for i in range(len(videos))] for s in streams}
+        missing = [s for s in streams if "train_score" not in f[s]]
+        if missing:
+            raise ValueError(f"{scores_file}: stream(s) {missing} have no training scores (train_score; an older "
+                             "score file): rerun score")
         train = {s: f[s]["train_score"][()] for s in streams}
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
@@ -345,9 +349,10 @@ def _fmt4(x) -> str:
 
 
 def _fmt_column(x: np.ndarray) -> np.ndarray:
-    """Floats as %.6g strings, non-finite values as empty fields."""
+    """Floats as %.17g strings (they read back exactly, so the file reproduces auc.json's AUCs even
+    where scores differ only in their last bits), non-finite values as empty fields."""
     x = np.asarray(x, np.float64)
-    out = np.char.mod("%.6g", x).astype(object)
+    out = np.char.mod("%.17g", x).astype(object)
     out[~np.isfinite(x)] = ""
     return out
 
