@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.e2e, REAL]
 # ONNX ones do not (the CPU build of ONNX Runtime)
 GPU_RULES = {"appearance", "train_hsc", "score"}
 CPU_RULES = {"check_dataset", "detect_track", "scene", "scene_labels", "explain", "evaluate"}
+SITE_THREADS = 2  # threads of every rule the slurm profile sets (set-threads), here and in the local run
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
 
 
@@ -65,7 +66,7 @@ def site_profile(dest: Path) -> Path:
     fast first status check, and groups of two components."""
     prof = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     prof["cores"] = 2
-    prof["set-threads"] = {rule: 2 for rule in prof["set-threads"]}
+    prof["set-threads"] = {rule: SITE_THREADS for rule in prof["set-threads"]}
     for res in prof["set-resources"].values():
         res["mem_mb"] = 2000
         if "cpus_per_gpu" in res:
@@ -106,7 +107,11 @@ def cluster(tmp_path_factory):
 def local_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("local")
     cfg = _config(tmp)
-    smk(tmp, cfg, "results/ped2sub/auc.json", "--resources", "gpu=1")
+    # each rule with the threads the site profile gives it (site_profile): a model's float sums
+    # depend on its thread count, and the two runs must agree bit for bit
+    threads = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["set-threads"]
+    smk(tmp, cfg, "results/ped2sub/auc.json", "--resources", "gpu=1", "--set-threads",
+        *(f"{rule}={SITE_THREADS}" for rule in threads))
     return tmp
 
 
