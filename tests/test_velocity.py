@@ -9,7 +9,7 @@ from conftest import PED2, need_shared
 
 from hscvad.h5store import read_arrays, write_store
 from hscvad.models.registry import Runtime
-from hscvad.velocity import box_flow_stats, descriptor_names, flow_stat_names, velocity_descriptor
+from hscvad.velocity import GAIT_COLUMNS, box_flow_stats, descriptor_names, flow_stat_names, velocity_descriptor
 
 EDGES = [0.5, 1.0, 2.0, 4.0, 8.0]
 NAMES = descriptor_names(8, EDGES)
@@ -148,7 +148,12 @@ def test_flow_rule_recovers_a_known_shift_of_real_ped2_frames(tmp_path, backend,
     assert fl["stats"].shape == (20, len(names)) and fa["n_flow_fields"] == 19
     assert np.median(fx) == pytest.approx(2.0, abs=tol), fx
     assert np.abs(np.median(fl["stats"][:, names.index("fy")])) < 0.25
-    assert vel["feature"].shape == (2, 32) and va["columns"] == NAMES
+    # the gait columns of real image flow: a rigid pan is one coherent motion with a steady box
+    tr, _ = read_arrays(tmp_path / "tracks.h5", "tracks")
+    gait = velocity_descriptor(tr["frame"], tr["track_id"], tr["box"], fl["stats"], 16, 8, EDGES)[2]
+    assert (gait[:, col("coherence")] > 0.95).all() and (gait[:, col("aspect_rate")] == 0).all()
+    assert (gait[:, col("resid_rel")] < 0.5 * gait[:, col("mag_rel")]).all()
+    assert vel["feature"].shape == (2, 32) and va["columns"] == [c for c in NAMES if c not in GAIT_COLUMNS]
     assert (vel["feature"][:, NAMES.index("hist_0")] > vel["feature"][:, NAMES.index("hist_4")]).all()
 
 
@@ -173,6 +178,11 @@ def test_flow_rule_on_real_consecutive_frames_sees_walkers_not_the_background(tm
     assert mag[0::2].max() < 0.05  # the background patch: (almost) no pixel faster than 0.5 px/frame
     assert mag[1::2].min() > mag[0::2].max()  # the whole frame: the walkers move
     assert np.isfinite(fl["stats"]).all()
+    # walkers going both ways inside one box: far from one coherent motion, unlike the pan above
+    tr, _ = read_arrays(tmp_path / "tracks.h5", "tracks")
+    _, uniq, gait = velocity_descriptor(tr["frame"], tr["track_id"], tr["box"], fl["stats"], 16, 8, EDGES)
+    whole = gait[uniq[:, 1] == 2]
+    assert (whole[:, col("coherence")] < 0.9).all()
 
 
 @pytest.mark.parametrize("n_frames,hw,message", [
@@ -198,8 +208,13 @@ def test_velocity_parts_select_columns():
 
     assert [c for c, k in zip(NAMES, columns(NAMES, ["track"])) if k] == [
         "speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"]
-    assert columns(NAMES, ["flow", "flow_rel", "track"]).all()
+    assert columns(NAMES, ["flow", "flow_rel", "track", "gait"]).all()
+    assert not columns(NAMES, ["flow", "flow_rel", "track"])[[col(c) for c in GAIT_COLUMNS]].any()
     assert columns(NAMES, ["flow_rel"]).sum() == 9
+    assert [c for c, k in zip(NAMES, columns(NAMES, ["gait"], ["aspect_rate", "coherence"])) if k] == [
+        "coherence", "aspect_rate"]
+    with pytest.raises(ValueError, match="velocity.gait_columns: unknown"):
+        columns(NAMES, ["gait"], ["gait"])
     with pytest.raises(ValueError, match="velocity.parts: unknown part"):
         columns(NAMES, ["speed"])
 
@@ -242,3 +257,58 @@ def test_box_flow_stats_in_chunks_equal_one_pass():
     whole = box_flow_stats(flow, boxes, 8, EDGES)
     for max_pixels in (1, 64, 500, 4000):
         np.testing.assert_array_equal(box_flow_stats(flow, boxes, 8, EDGES, max_pixels=max_pixels), whole)
+
+
+def _person_track(walk: bool, n_frames=16, speed=2.0, hw=(120, 200)):
+    """A 40 x 20 px box moving right at ``speed`` px / frame over a still background, its object
+    filling the box's middle half. ``walk``: the lower half (legs) alternates between a stance
+    (no flow) and a swing (forward and up, 2x the pace), the upper half's arms swing back and
+    forth against the body, and the box's width breathes with the stride (period 8 frames);
+    otherwise (a glide) every object pixel moves with the box and the box keeps its shape. Returns
+    (frames, track ids, boxes, flow statistics) from real flow fields through box_flow_stats."""
+    t = np.arange(n_frames)
+    h = 40.0
+    w = 20.0 + (3.0 * np.sin(2 * np.pi * t / 8) if walk else 0.0 * t)
+    cx, cy = 40 + speed * t, 60.0
+    boxes = np.stack([cx - w / 2, np.full(n_frames, cy - h / 2), cx + w / 2, np.full(n_frames, cy + h / 2)], 1)
+    stats = []
+    for i in range(n_frames):
+        flow = np.zeros((*hw, 2), np.float32)
+        x0, x1 = int(cx[i] - 5), int(cx[i] + 5)
+        y0, ym, y1 = int(cy - h / 2), int(cy), int(cy + h / 2)
+        flow[y0:y1, x0:x1] = (speed, 0.0)
+        if walk:
+            flow[ym:y1, x0:x1] = (2 * speed, -1.0) if i % 2 else (0.0, 0.0)
+            swing = speed * (1.5 if (i // 2) % 2 else -1.5)
+            flow[y0 + 8 : ym, x0 - 3 : x0] = (speed + swing, 0.5)
+        stats.append(box_flow_stats(flow, boxes[i][None], 8, EDGES))
+    return t, np.ones_like(t), boxes, np.concatenate(stats)
+
+
+def test_gait_columns_tell_a_glide_from_a_walk_at_the_same_speed():
+    glide = velocity_descriptor(*_person_track(False), 16, 8, EDGES)[2][0]
+    walk = velocity_descriptor(*_person_track(True), 16, 8, EDGES)[2][0]
+    assert glide[col("speed")] == pytest.approx(2.0, rel=1e-6) and walk[col("speed")] == pytest.approx(2.0, rel=1e-6)
+    # a rigid translation: every moving pixel moves one way, the box keeps its shape, the flow is steady
+    assert glide[col("coherence")] == pytest.approx(1.0, abs=1e-6)
+    assert glide[col("aspect_rate")] == pytest.approx(0.0, abs=1e-9)
+    assert glide[col("flow_rate_rel")] == pytest.approx(0.0, abs=1e-3)
+    # the walk: parts swing against each other, the box breathes, the flow pulses
+    assert walk[col("coherence")] < 0.97
+    assert walk[col("resid_rel")] > 1.3 * glide[col("resid_rel")]
+    assert walk[col("aspect_rate")] > 0.02
+    assert walk[col("flow_rate_rel")] > 0.01
+    # alone in its clip, an object is as fast as its crowd
+    assert glide[col("speed_vs_crowd")] == 0.0
+
+
+def test_speed_vs_crowd_compares_an_object_with_the_others_of_its_clip():
+    rows = []
+    for track, speed in [(1, 0.5), (2, 0.5), (3, 4.0)]:
+        t, boxes, stats = _moving_boxes(speed, 0.0)
+        rows.append((t, np.full(len(t), track), boxes + [0, 30 * track, 0, 30 * track], stats))
+    frame, track, boxes, stats = (np.concatenate(x) for x in zip(*rows))
+    _, uniq, feat = velocity_descriptor(frame, track, boxes, stats, 16, 8, EDGES)
+    vs = dict(zip(uniq[:, 1], feat[:, col("speed_vs_crowd")]))
+    s_slow, s_fast = np.log(0.5 / 20 + 0.01), np.log(4.0 / 20 + 0.01)  # speed_rel = speed / h, h = 20
+    assert vs[3] == pytest.approx(s_fast - s_slow, rel=1e-5) and vs[1] == pytest.approx((s_slow - s_fast) / 2, rel=1e-5)

@@ -28,7 +28,21 @@ flow, normalised by the box height (scale-free speed: a far cyclist and a near w
 track (from the boxes of consecutive tracked frames inside the clip; 0 when the sample has a
 single box):
   ``speed`` (centre speed, px / frame), ``speed_rel`` (speed / h), ``vx``, ``vy`` (mean centre
-  velocity, px / frame), ``scale_rate`` (mean |d log h| / frame), ``aspect`` (mean w / h).
+  velocity, px / frame), ``scale_rate`` (mean |d log h| / frame), ``aspect`` (mean w / h);
+gait and glide (how the object moves, not how fast: a walker's legs and arms swing against the
+body, and its box breathes with the stride; a skater or a rider glides, all of it moving as one):
+  ``coherence`` = sum over the sample's boxes of |mean flow vector| / sum of mean flow magnitude,
+  in [0, 1]: 1 when every moving pixel moves the same way, lower when parts swing against each
+  other (boxes with more motion weigh more; 1 for a sample without motion);
+  ``resid_rel``: the flow's spread around the box's own translation, sqrt(mean |f - mean f|^2) / h,
+  averaged (box heights / frame; background pixels inside the box add to it for any moving box, so
+  it is read together with ``mag_rel``);
+  ``aspect_rate``: mean |d (w / h)| per frame between consecutive tracked frames (a stride opens
+  and closes the box; a glide keeps its shape);
+  ``flow_rate_rel``: mean |d mag_rel| per frame (the inner flow pulses with the gait);
+  ``speed_vs_crowd``: ln(speed_rel + s0) minus the mean of the same over the other objects of the
+  clip, s0 = 0.01 box heights / frame (0 for an object alone in its clip): faster than the crowd
+  around it, whatever the crowd's own pace.
 """
 
 from __future__ import annotations
@@ -36,6 +50,11 @@ from __future__ import annotations
 import numpy as np
 
 from .features import object_samples
+
+#: the gait and glide columns (velocity.parts ``gait``)
+GAIT_COLUMNS = ["coherence", "resid_rel", "aspect_rate", "flow_rate_rel", "speed_vs_crowd"]
+#: speed floor of ``speed_vs_crowd`` (box heights / frame): slower than this is standing still
+CROWD_SPEED_FLOOR = 0.01
 
 
 def flow_stat_names(orientation_bins: int, magnitude_edges: list[float]) -> list[str]:
@@ -110,7 +129,8 @@ def descriptor_names(orientation_bins: int, magnitude_edges: list[float]) -> lis
     return ([f"hist_{k}" for k in range(orientation_bins)] + ["mag", "mag_std"]
             + [f"above_{e:g}" for e in magnitude_edges] + ["fx", "fy", "mag_rel"]
             + [f"hist_rel_{k}" for k in range(orientation_bins)]
-            + ["speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"])
+            + ["speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"] + GAIT_COLUMNS)
+
 
 
 def velocity_descriptor(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarray, stats: np.ndarray,
@@ -161,12 +181,32 @@ def velocity_descriptor(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarr
     def seg_mean(x):
         return np.bincount(seg, x[same], S) / n_seg
 
+    # gait and glide: flow coherence and spread around the box's translation, shape and flow pulses
+    mean_vec = np.hypot(fx, fy)
+    mag_sum = np.bincount(sample, mag, S)
+    coherence = np.where(mag_sum > 0, np.bincount(sample, np.minimum(mean_vec, mag), S) / np.maximum(mag_sum, 1e-12),
+                         1.0)
+    resid = np.sqrt(np.maximum(mag2 - mean_vec * mean_vec, 0.0)) / h
+    asp = (w / h)[order]
+    mrel = (mag / h)[order]
+    aspect_rate = np.abs(asp[1:] - asp[:-1]) / dt
+    flow_rate = np.abs(mrel[1:] - mrel[:-1]) / dt
+    speed_rel = seg_mean(speed / hs)
+    # relative to the other objects of the same clip (uniq[:, 0] is the clip)
+    lsp = np.log(speed_rel + CROWD_SPEED_FLOOR)
+    clip = uniq[:, 0]
+    _, cinv = np.unique(clip, return_inverse=True)
+    c_sum, c_n = np.bincount(cinv, lsp), np.bincount(cinv)
+    others = c_n[cinv] - 1
+    vs_crowd = np.where(others > 0, lsp - (c_sum[cinv] - lsp) / np.maximum(others, 1), 0.0)
+
     mh = mean(h)
     feat = np.concatenate([
         mean(hist), mean(mag)[:, None], mean(mag_std)[:, None], mean(above), mean(fx)[:, None],
         mean(fy)[:, None], mean(mag / h)[:, None], mean(hist / h[:, None]),
-        np.stack([seg_mean(speed), seg_mean(speed / hs), seg_mean(vx), seg_mean(vy), seg_mean(srate),
+        np.stack([seg_mean(speed), speed_rel, seg_mean(vx), seg_mean(vy), seg_mean(srate),
                   mean(w / h)], 1),
+        np.stack([coherence, mean(resid), seg_mean(aspect_rate), seg_mean(flow_rate), vs_crowd], 1),
     ], 1)
     assert feat.shape[1] == D and np.isfinite(mh).all()
     return sample, uniq, feat.astype(np.float32)
@@ -180,7 +220,7 @@ def column_groups(names: list[str]) -> list[str]:
             return "share"
         if c in ("speed", "vx", "vy"):
             return "track_px"
-        if c in ("speed_rel", "scale_rate", "aspect"):
+        if c in ("speed_rel", "scale_rate", "aspect", "coherence", "aspect_rate", "speed_vs_crowd"):
             return c
         return "flow_rel" if "rel" in c else "flow_px"
 
@@ -195,9 +235,9 @@ def log_scale(feat: np.ndarray, names: list[str], px: float, rel: float) -> np.n
     every other column."""
     out = np.array(feat, np.float32, copy=True)
     for j, g in enumerate(column_groups(names)):
-        if g in ("share", "aspect"):
+        if g in ("share", "aspect", "coherence", "speed_vs_crowd"):
             continue
-        s = rel if g in ("flow_rel", "speed_rel", "scale_rate") else px
+        s = rel if g in ("flow_rel", "speed_rel", "scale_rate", "aspect_rate") else px
         if s > 0:
             out[:, j] = np.sign(out[:, j]) * np.log1p(np.abs(out[:, j]) / s)
     return out
