@@ -170,6 +170,9 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             frames = clip_max(te, test.video, test.clip, test.n_frames, test.clip_length)
             g = f.create_group(name)
             g["train_score"] = tr.astype(np.float32)
+            g["train_video"] = train.video
+            g["train_clip"] = train.clip.astype(np.int32)
+            g["train_track"] = train.track.astype(np.int32)
             g["test_score"] = te.astype(np.float32)
             g["test_video"] = test.video
             g["test_clip"] = test.clip.astype(np.int32)
@@ -199,6 +202,8 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                      stats[name]["std"], result[name]["frames_without_object"], len(frames))
         assert test_ref is not None
         f["videos"] = np.array(test_ref.videos, dtype=object).astype("S")
+        f["train_videos"] = np.array(train.videos, dtype=object).astype("S")
+        f["train_n_frames"] = train.n_frames
         f["n_frames"] = test_ref.n_frames
         f.attrs["clip_length"] = test_ref.clip_length
         f.attrs["train_stats"] = json.dumps(stats)

@@ -1,0 +1,194 @@
+"""Label-free validation: how well a finished run tells synthetic anomalies, made from its own
+training tracks, from its held-out normal training samples. No test video and no test label is
+read, so the figure may choose between settings (``bench/validation.py`` prints it).
+
+Synthetic anomalies alter how a real training object moves, at the level of the raw inputs of the
+velocity stream (its track boxes and the flow statistics inside them), and then go through the
+velocity stage's own descriptor, log scale and column choice:
+
+- ``fast``: the object moves ``k`` times as fast (default 2): box centres move k times as far from
+  the track's first box, and the flow inside the box is multiplied by k (the flow statistics
+  scale exactly, except the share of pixels above the lowest magnitude edge, which is taken from
+  the nearest edge: an underestimate);
+- ``rush``: ``fast`` at k = 4, an anomaly far beyond anything normal (a vehicle on a walkway);
+- ``glide``: the object keeps its track's median box shape and moves ``k`` times as fast (default
+  1.5) as one rigid body: the flow inside the box is the box's own velocity on a fixed share of the
+  box's pixels (half), zero elsewhere. A caricature of a skater or a rider, built from the same
+  description the gait columns were designed from, so it shows whether a configuration *can* see a
+  glide, not how often test anomalies glide.
+
+Only moving samples (track speed >= ``min_speed`` px / frame) are altered; a still object moved
+"twice as fast" stays still. The other streams see the object unchanged (a skater looks like a
+walker), so its appearance score is the original sample's. Every sample is scored as the score
+stage scores training samples: leave-one-video-out, with the run's read-out temperature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = {"fast": 2.0, "glide": 1.5, "rush": 4.0}
+#: the alteration each kind applies (``rush``: ``fast`` at 4x, an extreme anomaly like a vehicle)
+KIND_BASE = {"fast": "fast", "glide": "glide", "rush": "fast"}
+#: share of a gliding object's box its pixels cover
+GLIDE_COVERAGE = 0.5
+
+
+def _track_anchor(frame: np.ndarray, track: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row, ``values`` of its track's first (lowest-frame) row."""
+    order = np.lexsort((frame, track))
+    first = np.ones(len(order), bool)
+    first[1:] = track[order][1:] != track[order][:-1]
+    idx = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    anchor = np.empty_like(values)
+    anchor[order] = values[order][idx]
+    return anchor
+
+
+def _track_median(track: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row, the median of ``values`` over its track (vectorised by sorting within tracks)."""
+    uniq, inv = np.unique(track, return_inverse=True)
+    order = np.lexsort((values, inv))
+    counts = np.bincount(inv, minlength=len(uniq))
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = values[order][start + (counts - 1) // 2]
+    hi = values[order][start + counts // 2]
+    return ((lo + hi) / 2)[inv]
+
+
+def _row_velocity(frame: np.ndarray, track: np.ndarray, cx: np.ndarray, cy: np.ndarray):
+    """Per row, the centre velocity to the track's next row (the previous one for its last row)."""
+    order = np.lexsort((frame, track))
+    f, t, x, y = frame[order], track[order], cx[order], cy[order]
+    same = t[1:] == t[:-1]
+    dt = np.maximum(f[1:] - f[:-1], 1)
+    vx_f, vy_f = np.where(same, (x[1:] - x[:-1]) / dt, np.nan), np.where(same, (y[1:] - y[:-1]) / dt, np.nan)
+    vx, vy = np.append(vx_f, np.nan), np.append(vy_f, np.nan)
+    back = np.isnan(vx) & np.append([False], same)  # last row of a track: take the previous step
+    vx[back], vy[back] = vx_f[np.flatnonzero(back) - 1], vy_f[np.flatnonzero(back) - 1]
+    vx, vy = np.nan_to_num(vx), np.nan_to_num(vy)
+    out_x, out_y = np.empty_like(vx), np.empty_like(vy)
+    out_x[order], out_y[order] = vx, vy
+    return out_x, out_y
+
+
+def synthetic_rows(kind: str, frame: np.ndarray, track: np.ndarray, boxes: np.ndarray, stats: np.ndarray,
+                   orientation_bins: int, magnitude_edges: list[float], k: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A video's track rows and their flow statistics (:func:`hscvad.velocity.box_flow_stats`
+    columns) -> the same rows altered as ``kind`` (``fast`` or ``glide``), as (boxes, stats)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown synthetic anomaly {kind!r}; known: {sorted(KINDS)}")
+    k = KINDS[kind] if k is None else float(k)
+    kind = KIND_BASE[kind]
+    frame, track = np.asarray(frame, np.int64), np.asarray(track, np.int64)
+    b = np.asarray(boxes, np.float64)
+    st = np.array(stats, np.float64, copy=True)
+    B, edges = orientation_bins, np.asarray(magnitude_edges, np.float64)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    ax, ay = _track_anchor(frame, track, cx), _track_anchor(frame, track, cy)
+    nx, ny = ax + k * (cx - ax), ay + k * (cy - ay)
+    if kind == "glide":
+        w, h = _track_median(track, w), _track_median(track, h)
+    out_b = np.stack([nx - w / 2, ny - h / 2, nx + w / 2, ny + h / 2], 1)
+    if kind == "fast":
+        st[:, 0:3] *= k  # fx, fy, mag
+        st[:, 3] *= k * k  # mag2
+        st[:, 4 : 4 + B] *= k  # orientation histogram (magnitude-weighted)
+        above = np.array(st[:, 4 + B :], copy=True)
+        # share faster than e at k x the speed = share faster than e / k now (nearest edge at or below)
+        src = np.searchsorted(edges, edges / k, side="right") - 1
+        st[:, 4 + B :] = above[:, np.maximum(src, 0)]
+        return out_b, st.astype(np.float32)
+    vx, vy = _row_velocity(frame, track, nx, ny)
+    speed = np.hypot(vx, vy)
+    p = GLIDE_COVERAGE
+    st[:] = 0.0
+    st[:, 0], st[:, 1], st[:, 2], st[:, 3] = p * vx, p * vy, p * speed, p * speed * speed
+    ang = np.mod(np.arctan2(-vy, vx), 2 * np.pi)
+    bins = np.minimum((ang * B / (2 * np.pi)).astype(np.int64), B - 1)
+    st[np.arange(len(st)), 4 + bins] = p * speed
+    st[:, 4 + B :] = p * (speed[:, None] > edges[None, :])
+    return out_b, st.astype(np.float32)
+
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC of positives against negatives (ties count half), vectorised by ranks."""
+    from scipy.stats import rankdata
+
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def clip_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray, clip_id: np.ndarray,
+             seed: int) -> tuple[float, int]:
+    """Clip-level AUC: each clip with an altered sample, once with one of its altered samples (chosen
+    with ``seed``) in place of the original, against every clip as it is; a clip scores the highest
+    fused score of its samples (Eq. 12 before smoothing). Returns (AUC, positive clips)."""
+    uniq, inv = np.unique(clip_id, return_inverse=True)
+    C = len(uniq)
+    normal = np.full(C, -np.inf)
+    np.maximum.at(normal, inv, fused)
+    rng = np.random.default_rng(seed)
+    cand = np.flatnonzero(altered)
+    pick_key = rng.random(len(cand))
+    # one altered sample per clip: the one with the lowest random key
+    order = np.lexsort((pick_key, inv[cand]))
+    first = np.ones(len(order), bool)
+    first[1:] = inv[cand][order][1:] != inv[cand][order][:-1]
+    chosen = cand[order][first]
+    # the clip's max over its other samples, with the chosen one's synthetic score
+    others = np.full(C, -np.inf)
+    mask = np.ones(len(fused), bool)
+    mask[chosen] = False
+    np.maximum.at(others, inv[mask], fused[mask])
+    pos = np.maximum(others[inv[chosen]], fused_synthetic[chosen])
+    return roc_auc(pos, normal), int(len(chosen))
+
+
+def frame_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray, video: np.ndarray,
+              clip: np.ndarray, n_frames: np.ndarray, clip_length: int, sigma: float, seed: int,
+              period: int = 10, event: int = 2) -> tuple[float, int]:
+    """Frame-level AUC with the strict protocol's smoothing: in each training video, ``event``
+    consecutive clips of every ``period`` hold an anomaly (one altered sample of the clip, chosen
+    with ``seed``, in place of its original; clips without an altered sample stay normal; with a
+    (K, S) ``fused_synthetic`` of K kinds, successive events take the kinds in turn, so subtle and
+    extreme anomalies share the videos, as on a test set); a frame
+    scores its clip's highest fused object score, frames of clips without objects the lowest score
+    of all, each video is smoothed with a Gaussian of ``sigma`` frames, and frames of the altered
+    clips are the positives. This is what the test AUC measures, including what a high score spills
+    onto the normal frames around it. Returns (AUC, altered clips)."""
+    from .protocols import strict_smooth
+
+    T = int(clip_length)
+    video, clip = np.asarray(video, np.int64), np.asarray(clip, np.int64)
+    n_clips = -(-np.asarray(n_frames, np.int64) // T)
+    offset = np.concatenate([[0], np.cumsum(n_clips)[:-1]])
+    cid = offset[video] + clip
+    C = int(n_clips.sum())
+    event_clip = (clip % period) < event
+    cand = np.flatnonzero(np.asarray(altered, bool) & event_clip)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(cand)), cid[cand]))
+    first = np.ones(len(order), bool)
+    first[1:] = cid[cand][order][1:] != cid[cand][order][:-1]
+    chosen = cand[order][first]
+    syn = np.atleast_2d(np.asarray(fused_synthetic, np.float64))
+    score = np.array(fused, np.float64, copy=True)
+    # with several kinds (rows of fused_synthetic), the events of a video take them in turn
+    score[chosen] = syn[(clip[chosen] // period) % len(syn), chosen]
+    floor = float(min(np.min(fused), np.min(syn))) if len(fused) else 0.0
+    per_clip = np.full(C, -np.inf)
+    np.maximum.at(per_clip, cid, score)
+    per_clip[np.isinf(per_clip)] = floor
+    positive = np.zeros(C, bool)
+    positive[cid[chosen]] = True
+    scores, labels = [], []
+    for v, n in enumerate(np.asarray(n_frames, np.int64)):  # one smoothing per video
+        c = offset[v] + np.arange(int(n)) // T
+        scores.append(strict_smooth(per_clip[c], sigma))
+        labels.append(positive[c])
+    s, y = np.concatenate(scores), np.concatenate(labels)
+    return roc_auc(s[y], s[~y]), int(len(chosen))
