@@ -146,3 +146,36 @@ def test_calibration_keeps_one_extreme_object_from_lifting_its_neighbours_above_
     # both streams' training scores map to one scale: their mean / std after calibration agree
     _, st = P.calibrate({"s": [a], "t": [b]}, {"s": train, "t": 10 * train + 7})
     assert st["s"]["mean"] == pytest.approx(st["t"]["mean"]) and st["s"]["std"] == pytest.approx(st["t"]["std"])
+
+
+def test_calibrated_object_table_bounds_an_extreme_object_and_keeps_the_order(tmp_path):
+    """load_objects(calibration="tail"): a stream's object z is taken of the tail surprise under its
+    training scores, so an object 1000 training stds out counts as "beyond every normal sample" and
+    no more, in both streams alike; the order within a stream is kept."""
+    from hscvad.evaluation.objects import load_objects
+    from hscvad.h5store import write_store
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "scores.h5"
+    with write_store(path, "scores", {"streams": ["a", "b"]}) as f:
+        f["videos"] = np.array([b"v"])
+        f["n_frames"] = np.array([8])
+        f.attrs["clip_length"] = 4
+        f.attrs["train_stats"] = '{"a": {"mean": 0.0, "std": 1.0}, "b": {"mean": 0.0, "std": 1.0}}'
+        normal = rng.normal(0, 1, 500)
+        for s, scale in (("a", 1.0), ("b", 100.0)):  # stream b's raw scores are 100x a's
+            g = f.create_group(s)
+            g["train_score"] = (normal * scale).astype(np.float32)
+            g["test_score"] = (np.array([0.0, 2.0, 3.0, 1000.0]) * scale).astype(np.float32)
+            for k, v in (("test_video", [0, 0, 0, 0]), ("test_clip", [0, 0, 1, 1]), ("test_track", [1, 2, 3, 4])):
+                g[k] = np.array(v, np.int32)
+            g["test_box"] = np.zeros((4, 4), np.float32)
+            g["test_class"] = np.zeros(4, np.int16)
+            g["test_knn_score"] = np.zeros(4, np.float32)
+    raw, cal = load_objects(str(path)), load_objects(str(path), "tail")
+    assert raw.z[3, 0] == pytest.approx(1000.0) and raw.z[3, 1] == pytest.approx(100000.0)
+    assert (np.diff(cal.z[:, 0]) > 0).all() and np.allclose(cal.z[:, 0], cal.z[:, 1])  # one scale for both
+    assert cal.z[3, 0] < 2 * cal.z[2, 0]  # bounded: the extreme object is not 300x the moderate one
+    assert np.allclose(cal.fused, cal.z.mean(1))
+    with pytest.raises(ValueError, match="calibration must be none or tail"):
+        load_objects(str(path), "rank")

@@ -5,7 +5,10 @@ the streams of an object).
 
 A stream's z-score says how unusual the object is *for that stream*, in units of the spread of
 unseen normal (leave-one-video-out) training scores, so the streams can be compared: the stream
-with the highest z is the one that found the object abnormal.
+with the highest z is the one that found the object abnormal. With ``calibration="tail"`` (the
+evaluation's ``evaluation.calibration``), a score is first mapped to its upper-tail surprise under
+the stream's training scores, as both frame protocols do, and z standardises that: the fused object
+score then ranks objects on the same scale the frame scores are fused on.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..h5store import open_store
+from .protocols import tail_surprise
 
 
 @dataclass
@@ -30,7 +34,7 @@ class ObjectTable:
     box: np.ndarray  # (O, 4) mean box
     cls: np.ndarray  # (O,) class of the first stream that has the object
     raw: np.ndarray  # (O, n_streams) raw score, NaN where the stream has no such sample
-    z: np.ndarray  # (O, n_streams) standardised score, NaN where absent
+    z: np.ndarray  # (O, n_streams) standardised (calibrated when so loaded) score, NaN where absent
     knn: np.ndarray  # (O, n_streams) 1-NN distance (diagnostic), NaN where absent
     fused: np.ndarray  # (O,) mean z over available streams
     train_stats: dict
@@ -56,7 +60,12 @@ def scores_header(f) -> tuple[list[str], list[str], np.ndarray, int, dict]:
     return streams, videos, f["n_frames"][()], int(f.attrs["clip_length"]), json.loads(f.attrs["train_stats"])
 
 
-def load_objects(scores_file: str) -> ObjectTable:
+def load_objects(scores_file: str, calibration: str = "none") -> ObjectTable:
+    """The test objects of a ``scores`` file; ``calibration``: ``none`` (z of the raw score) or
+    ``tail`` (z of the tail surprise under the stream's training scores)."""
+    if calibration not in ("none", "tail"):
+        raise ValueError(f"calibration must be none or tail, not {calibration!r}")
+    train = {}
     with open_store(scores_file, "scores") as f:
         streams, videos, n_frames, T, stats = scores_header(f)
         per = {}
@@ -67,6 +76,11 @@ def load_objects(scores_file: str) -> ObjectTable:
                                  "rerun score")
             per[s] = {k: g[k][()] for k in ("test_video", "test_clip", "test_track", "test_box", "test_class",
                                             "test_score", "test_knn_score")}
+            if calibration == "tail":
+                if "train_score" not in g:
+                    raise ValueError(f"{scores_file}: stream {s} has no training scores (train_score) to calibrate "
+                                     "with; rerun score")
+                train[s] = g["train_score"][()]
     keys = {s: object_keys(p["test_video"], p["test_clip"], p["test_track"]) for s, p in per.items()}
     allk = np.unique(np.concatenate(list(keys.values()))) if keys else np.zeros(0, np.int64)
     O, K = len(allk), len(streams)
@@ -78,7 +92,13 @@ def load_objects(scores_file: str) -> ObjectTable:
         idx = np.searchsorted(allk, keys[s])
         p, st = per[s], stats[s]
         raw[idx, j] = p["test_score"]
-        z[idx, j] = (p["test_score"] - st["mean"]) / (st["std"] if st["std"] > 0 else 1.0)
+        if calibration == "tail":
+            c_tr = tail_surprise(train[s], train[s])
+            c_std = float(c_tr.std()) if len(c_tr) else 0.0
+            z[idx, j] = (tail_surprise(p["test_score"], train[s]) - (c_tr.mean() if len(c_tr) else 0.0)) / (
+                c_std if c_std > 0 else 1.0)
+        else:
+            z[idx, j] = (p["test_score"] - st["mean"]) / (st["std"] if st["std"] > 0 else 1.0)
         knn[idx, j] = p["test_knn_score"]
         new = ~have[idx]
         box[idx[new]] = p["test_box"][new]

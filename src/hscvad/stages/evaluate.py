@@ -148,7 +148,7 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
 
     cfg = params["evaluation"]["localisation"]
     beta, alpha, thr = float(cfg["beta"]), float(cfg["alpha"]), float(cfg["overlap"])
-    table = load_objects(scores_file)
+    table = load_objects(scores_file, params["evaluation"]["calibration"])
     T = table.clip_length
     if labels is None:
         return {"available": False, "reason": "the dataset has no frame labels"}
@@ -199,10 +199,21 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
            for j, s in enumerate(table.streams)}
     obj["fused"] = {"hsc": _auc(table.fused[pos], table.fused[neg]), "n_positive": int(pos.sum()),
                     "n_negative": int(neg.sum())}
+    # within each video: its abnormal objects against the median object no anomaly mask touches
+    ranks = {}
+    for i, v in enumerate(table.videos):
+        sel = table.video == i
+        a, n = table.fused[sel & pos], table.fused[sel & (overlap == 0)]
+        if len(a) and len(n):
+            med = float(np.median(n))
+            ranks[v] = {"above_median_normal": float((a > med).mean()), "median_abnormal_percentile":
+                        float(np.median(np.searchsorted(np.sort(n), a, side="right") / len(n))),
+                        "n_abnormal": int(len(a)), "n_normal": int(len(n))}
     return {
         "available": True, **res,
         "detections": "every tracked box of every test frame, scored with its object's fused score (mean over "
-                      "streams of the score standardised by the stream's training scores)",
+                      "streams of the score, calibrated as evaluation.calibration says, standardised by the "
+                      "stream's training scores)",
         "ground_truth": f"connected components (>= {int(cfg['min_region_area'])} px) of the pixel masks per frame; "
                         "tracks link overlapping regions of consecutive frames",
         "parse_coverage": n_covered / n_abn_clips if n_abn_clips else None,
@@ -214,6 +225,11 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
                                  "masks (positive) vs objects in clips without an abnormal frame (negative); "
                                  "hsc: the stream's score; knn_1: squared distance to the nearest training sample "
                                  "over the same autoencoder inputs (diagnostic baseline)",
+        "object_rank_per_video": ranks,
+        "object_rank_definition": f"per test video, its abnormal objects (mean box covered >= {thr:g} by the "
+                                  "clip's anomaly masks) against its objects no anomaly mask touches, by fused "
+                                  "score: the share above the normal objects' median, and the abnormal objects' "
+                                  "median percentile among the normal ones",
     }
 
 

@@ -3,7 +3,8 @@
 For every test video: its ``clips_per_video`` highest-scoring clips (clip score = the highest
 fused object score in it), each shown by the frame nearest the clip's middle in which its top
 object is tracked, with the ``objects_per_clip`` top objects boxed in the colour of the stream
-whose standardised score (z, in units of the training scores' spread) is highest, labelled with
+whose standardised score (z, in units of the training scores' spread, after the evaluation's
+calibration) is highest, labelled with
 rank, class, that stream and every stream's z; other objects of the clip in grey. Also a CSV of
 each video's ``objects_per_video`` top objects with every stream's raw score and z.
 """
@@ -15,21 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import section
 from ..data import build_dataset
 from ..evaluation import plots
 from ..evaluation.objects import load_objects
 from ..h5store import atomic_path, read_arrays
-from ..settings import DATASET
+from ..settings import DATASET, Derived
 from .common import log, progress
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
-SETTINGS = (DATASET, "explain")
+SETTINGS = (DATASET, "explain", Derived("calibration", ("evaluation", "datasets.{dataset}.evaluation"),
+                                        lambda config, dataset: section(config, dataset, "evaluation")["calibration"]))
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: list[str], out_dir: str, out_csv: str,
         params: dict) -> dict:
     cfg = params["explain"]
-    table = load_objects(scores_file)
+    table = load_objects(scores_file, params["calibration"])
     T = table.clip_length
     ds = build_dataset(dataset_name, dataset_cfg)
     resp = table.responsible() if len(table.video) else np.zeros(0, np.int64)
