@@ -2,7 +2,7 @@
 
     python bench/train_epochs.py [--results results/ped2] [--stream appearance] [--epochs 200]
                                  [--config config.yaml] [--threads 2] [--count-subnormals] [--no-flush]
-                                 [--optimizer adam adam_fused]
+                                 [--optimizer adam adam_fused] [--precision highest medium]
 
 Trains the stream exactly as ``train_hsc`` does (same samples, input normalisation, scene labels,
 settings from the config) and prints every epoch's wall time, their min / median / max, and the
@@ -17,7 +17,8 @@ model, since the effect depends on it.
 their gradients, the optimiser's state, the memory bank and (over the epoch) the layers' outputs:
 where training produces them, whatever the CPU (its timings include the counting). ``--no-flush``
 trains without flushing them, as the code issue 12 measured did. ``--optimizer adam adam_fused``
-trains once with each, side by side in this process, and prints the ratio of their median epoch times.
+trains once with each, side by side in this process, and prints the ratio of their median epoch times;
+``--precision highest medium`` does the same for ``hsc.matmul_precision``.
 """
 
 from __future__ import annotations
@@ -173,7 +174,12 @@ def main() -> None:
     ap.add_argument("--optimizer", nargs="+", choices=("adam", "adam_fused", "adagrad", "sgd"),
                     help="train with each of these hsc.optimizer values in turn, in this process "
                          "(default: the config's)")
+    ap.add_argument("--precision", nargs="+", choices=("highest", "medium"),
+                    help="train with each of these hsc.matmul_precision values in turn (with the config's "
+                         "optimiser), in this process")
     args = ap.parse_args()
+    if args.optimizer and args.precision and len(args.optimizer) > 1 and len(args.precision) > 1:
+        sys.exit("compare optimisers or precisions, not both at once")
     if args.no_flush:
         torch.set_flush_denormal(False)
         hsc_train.flush_denormals = lambda: "off (--no-flush)"
@@ -201,13 +207,17 @@ def main() -> None:
     print(f"{cpu_model()}; subnormals flushed to zero: {flush}; {len(data)} {args.stream} samples, "
           f"{args.epochs} epochs, {args.threads} threads")
     medians = {}
-    for name in args.optimizer or [stream_cfg["optimizer"]]:
-        if len(args.optimizer or []) > 1:
-            print(f"-- hsc.optimizer {name}")
+    runs = ([("optimizer", o) for o in args.optimizer or [stream_cfg["optimizer"]]] if not args.precision or
+            len(args.optimizer or []) > 1 else [("matmul_precision", p) for p in args.precision])
+    fixed = {"optimizer": (args.optimizer or [stream_cfg["optimizer"]])[0],
+             "matmul_precision": (args.precision or [stream_cfg["matmul_precision"]])[0]}
+    for key, name in runs:
+        if len(runs) > 1:
+            print(f"-- hsc.{key} {name}")
         clock = SubnormalCounter() if args.count_subnormals else EpochClock()
         steps = StepTimer()
-        result = train_stream(data, {**stream_cfg, "optimizer": name}, int(sattrs["n_scenes"]), int(cfg["seed"]),
-                           progress=clock)
+        result = train_stream(data, {**stream_cfg, **fixed, key: name}, int(sattrs["n_scenes"]), int(cfg["seed"]),
+                              progress=clock)
         t = np.asarray(clock.times)
         print("s/epoch: " + " ".join(f"{x:.2f}" for x in t))
         body = t[1:]

@@ -9,7 +9,8 @@ import torch
 from hscvad.hsc.train import StreamData, load_checkpoint, prepare_features, save_checkpoint, score_samples, train_stream
 
 CFG = {
-    "epochs": 12, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "weight_decay": 1e-4, "tau": 0.5,
+    "epochs": 12, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "matmul_precision": "highest",
+    "weight_decay": 1e-4, "tau": 0.5,
     "memory_momentum": 0.9, "rec_reduction": "mean", "feature_norm": "l2",
     "architecture": {"encoder_hidden": [32], "latent": 16, "decoder_hidden": [24], "block": "ours"},
     "ablation": {"scene_aware_encoder": True, "object_centric_decoder": True, "loss_scene": True,
@@ -133,6 +134,21 @@ def test_fused_adam_takes_adams_steps():
     a, b = train_stream(data, cfg, n_scenes=2, seed=1), train_stream(data, cfg, n_scenes=2, seed=1)
     assert a.history == b.history and torch.equal(a.bank, b.bank)
     assert a.history[-1]["rec"] < a.history[1]["rec"]
+
+
+def test_matmul_precision_medium_trains_and_leaves_the_process_at_full_precision():
+    """hsc.matmul_precision: medium (bfloat16 products where the hardware has them) trains to losses
+    close to float32's, and the process's precision is restored for scoring."""
+    data = synthetic()
+    before = torch.get_float32_matmul_precision()
+    full = train_stream(data, CFG, n_scenes=2, seed=1)
+    low = train_stream(data, {**CFG, "matmul_precision": "medium"}, n_scenes=2, seed=1)
+    assert torch.get_float32_matmul_precision() == before
+    assert low.history[-1]["rec"] < low.history[1]["rec"]
+    assert low.history[-1]["rec"] == pytest.approx(full.history[-1]["rec"], rel=0.25)
+    with pytest.raises(ValueError, match="hsc.matmul_precision"):
+        train_stream(data, {**CFG, "matmul_precision": "lowest"}, n_scenes=2, seed=1)
+    assert torch.get_float32_matmul_precision() == before
 
 def test_in_double_precision_the_fused_contrast_trains_to_the_definitions_losses():
     """Without float32 rounding (torch's default dtype float64, as bench/train_scale.py --float64

@@ -144,8 +144,28 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     starts = list(range(0, n, batch))
     if n % batch == 1:  # BatchNorm needs >= 2 samples: a lone last sample joins the batch before it
         starts.pop()
-    history: list[dict[str, float]] = []
     epochs = int(cfg["epochs"])
+    # hsc.matmul_precision: medium lets float32 products run in bfloat16 where the CPU or GPU has it
+    # (AMX / AVX512-BF16, tensor cores); the recalibration and scoring below run at full precision
+    if cfg["matmul_precision"] not in ("highest", "medium"):
+        raise ValueError(f"hsc.matmul_precision: {cfg['matmul_precision']!r} is not highest or medium")
+    precision_before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(cfg["matmul_precision"])
+    try:
+        history = _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, starts, n, epochs, tau, m,
+                          use_scn, use_obj, reference_contrast, progress)
+    finally:
+        torch.set_float32_matmul_precision(precision_before)
+    recalibrate_batchnorm(model, f, fb, batch)
+    model.eval()
+    return TrainResult(model, bank, scene, cls, history)
+
+
+def _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, starts, n, epochs, tau, m, use_scn, use_obj,
+            reference_contrast, progress) -> list[dict[str, float]]:
+    """The training loop of :func:`train_stream` (its epochs, in order)."""
+    abl = cfg["ablation"]
+    history: list[dict[str, float]] = []
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=gen).to(dev)
@@ -184,9 +204,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
         if progress is not None:
             progress.update(1)
             progress.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k != "epoch"})
-    recalibrate_batchnorm(model, f, fb, batch)
-    model.eval()
-    return TrainResult(model, bank, scene, cls, history)
+    return history
 
 
 @torch.no_grad()
