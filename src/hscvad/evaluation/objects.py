@@ -5,8 +5,8 @@ the streams of an object).
 
 A stream's z-score says how unusual the object is *for that stream*, in units of the spread of
 unseen normal (leave-one-video-out) training scores, so the streams can be compared: the stream
-with the highest z is the one that found the object abnormal. With ``calibration="tail"`` (the
-evaluation's ``evaluation.calibration``), a score is first mapped to its upper-tail surprise under
+with the highest z is the one that found the object abnormal. With ``calibration="tail"``
+(``evaluation.localisation.calibration``), a score is first mapped to its upper-tail surprise under
 the stream's training scores, as both frame protocols do, and z standardises that: the fused object
 score then ranks objects on the same scale the frame scores are fused on.
 """

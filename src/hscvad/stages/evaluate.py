@@ -148,7 +148,7 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
 
     cfg = params["evaluation"]["localisation"]
     beta, alpha, thr = float(cfg["beta"]), float(cfg["alpha"]), float(cfg["overlap"])
-    table = load_objects(scores_file, params["evaluation"]["calibration"])
+    table = load_objects(scores_file, cfg["calibration"])
     T = table.clip_length
     if labels is None:
         return {"available": False, "reason": "the dataset has no frame labels"}
@@ -212,8 +212,8 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
     return {
         "available": True, **res,
         "detections": "every tracked box of every test frame, scored with its object's fused score (mean over "
-                      "streams of the score, calibrated as evaluation.calibration says, standardised by the "
-                      "stream's training scores)",
+                      f"streams of the score{' after the tail calibration' if cfg['calibration'] == 'tail' else ''}, "
+                      "standardised by the stream's training scores)",
         "ground_truth": f"connected components (>= {int(cfg['min_region_area'])} px) of the pixel masks per frame; "
                         "tracks link overlapping regions of consecutive frames",
         "parse_coverage": n_covered / n_abn_clips if n_abn_clips else None,

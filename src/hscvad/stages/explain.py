@@ -3,8 +3,8 @@
 For every test video: its ``clips_per_video`` highest-scoring clips (clip score = the highest
 fused object score in it), each shown by the frame nearest the clip's middle in which its top
 object is tracked, with the ``objects_per_clip`` top objects boxed in the colour of the stream
-whose standardised score (z, in units of the training scores' spread, after the evaluation's
-calibration) is highest, labelled with
+whose standardised score (z, in units of the training scores' spread; of the calibrated score
+with ``evaluation.localisation.calibration: tail``) is highest, labelled with
 rank, class, that stream and every stream's z; other objects of the clip in grey. Also a CSV of
 each video's ``objects_per_video`` top objects with every stream's raw score and z.
 """
@@ -25,8 +25,10 @@ from ..settings import DATASET, Derived
 from .common import log, progress
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
-SETTINGS = (DATASET, "explain", Derived("calibration", ("evaluation", "datasets.{dataset}.evaluation"),
-                                        lambda config, dataset: section(config, dataset, "evaluation")["calibration"]))
+SETTINGS = (DATASET, "explain", Derived("calibration", ("evaluation.localisation.calibration",
+                                                          "datasets.{dataset}.evaluation.localisation.calibration"),
+                                        lambda config, dataset: section(config, dataset, "evaluation")["localisation"][
+                                            "calibration"]))
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: list[str], out_dir: str, out_csv: str,
