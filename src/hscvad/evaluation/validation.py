@@ -17,8 +17,8 @@ velocity stage's own descriptor, log scale and column choice:
   description the gait columns were designed from, so it shows whether a configuration *can* see a
   glide, not how often test anomalies glide.
 
-Only moving samples (track speed >= ``min_speed`` px / frame) are altered; a still object moved
-"twice as fast" stays still. The other streams see the object unchanged (a skater looks like a
+Only moving samples are altered (``bench/validation.py``: track centre speed >= 0.5 px / frame); a
+still object moved "twice as fast" stays still. The other streams see the object unchanged (a skater looks like a
 walker), so its appearance score is the original sample's. Every sample is scored as the score
 stage scores training samples: leave-one-video-out, with the run's read-out temperature.
 """
@@ -76,7 +76,8 @@ def synthetic_rows(kind: str, frame: np.ndarray, track: np.ndarray, boxes: np.nd
                    orientation_bins: int, magnitude_edges: list[float], k: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """A video's track rows and their flow statistics (:func:`hscvad.velocity.box_flow_stats`
-    columns) -> the same rows altered as ``kind`` (``fast`` or ``glide``), as (boxes, stats)."""
+    columns) -> the same rows altered as ``kind`` (``fast``, ``rush`` or ``glide``; ``k`` replaces the
+    kind's speed factor), as (boxes, stats)."""
     if kind not in KINDS:
         raise ValueError(f"unknown synthetic anomaly {kind!r}; known: {sorted(KINDS)}")
     k = KINDS[kind] if k is None else float(k)
