@@ -26,8 +26,10 @@ leave-one-video-out, as the score stage scores its training samples. Printed per
 ``--calibration none`` fuses the streams' raw scores standardised by their training scores instead
 (``evaluation.calibration: none``).
 
-Checks on the way: the velocity features rebuilt from the tracks and flow files equal the run's
-stored ones, and the rebuilt scores of the unaltered samples equal the run's ``train_score``.
+Objects are the velocity stream's training samples; a stream without some of them (the motion
+stream keeps only long enough tracklets) leaves them out of its part of the fused mean. Checks on
+the way: the velocity features rebuilt from the tracks and flow files equal the run's stored ones,
+and the rebuilt scores of the unaltered samples equal the run's ``train_score``.
 """
 
 from __future__ import annotations
@@ -71,10 +73,20 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
         tau = float(f["velocity"].attrs["tau"])
         ro = json.loads(f["velocity"].attrs["readout"])
     ref = per["velocity"]
-    for s in streams:  # every stream holds the same training samples in the same order
-        for k in ("train_video", "train_clip", "train_track"):
-            if not np.array_equal(per[s][k], ref[k]):
-                raise SystemExit(f"{results}: streams {s} and velocity number their training samples differently")
+
+    def keys(p):
+        return (p["train_video"].astype(np.int64) << 43) | (p["train_clip"].astype(np.int64) << 23) | p["train_track"]
+
+    # each stream's training scores in the velocity stream's sample order (NaN where a stream, such as
+    # motion with its minimum tracklet length, has no such sample)
+    ref_keys = keys(ref)
+    aligned = {}
+    for s in streams:
+        k = keys(per[s])
+        order = np.argsort(k)
+        pos = np.clip(np.searchsorted(k[order], ref_keys), 0, max(len(k) - 1, 0))
+        hit = (k[order][pos] == ref_keys) if len(k) else np.zeros(len(ref_keys), bool)
+        aligned[s] = np.where(hit, per[s]["train_score"][order][pos] if len(k) else np.nan, np.nan)
 
     vfiles = [str(results / "velocity" / "train" / f"{v}.h5") for v in train_videos]
     sfiles = [str(results / "scene" / "train" / f"{v}.h5") for v in train_videos]
@@ -133,8 +145,8 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
         c_tr = tail_surprise(tr, tr)
         return (tail_surprise(x, tr) - c_tr.mean()) / (c_tr.std() or 1.0)
 
-    normal = {s: standardised(s, per[s]["train_score"]) for s in streams}
-    fused = np.mean([normal[s] for s in streams], 0)
+    normal = {s: standardised(s, aligned[s]) for s in streams}
+    fused = np.nanmean([normal[s] for s in streams], 0)
     clip_id = (train.video.astype(np.int64) << 32) | train.clip
     out = {"n_normal": int(len(fused)), "n_moving": int(moving.sum()), "kinds": {}}
     all_syn = []
@@ -142,7 +154,7 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
         syn_v = vscore(feats[kind])
         syn = {s: normal[s] for s in streams}
         syn["velocity"] = standardised("velocity", syn_v)
-        syn_fused = np.mean([syn[s] for s in streams], 0)
+        syn_fused = np.nanmean([syn[s] for s in streams], 0)
         all_syn.append(syn_fused)
         c_auc, n_pos = clip_auc(fused, syn_fused, moving, clip_id, seed)
         f_auc, n_events = frame_auc(fused, syn_fused, moving, train.video, train.clip, train.n_frames,
