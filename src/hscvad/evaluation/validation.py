@@ -115,10 +115,13 @@ def synthetic_rows(kind: str, frame: np.ndarray, track: np.ndarray, boxes: np.nd
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """AUC of positives against negatives (ties count half), vectorised by ranks."""
+    """AUC of positives against negatives (ties count half), vectorised by ranks; NaN when either
+    side is empty."""
     from scipy.stats import rankdata
 
     pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
     r = rankdata(np.concatenate([pos, neg]))
     return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
