@@ -172,6 +172,10 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
         assert int(f.attrs["n_scenes"]) >= 1 and f["label"].shape[0] == 8 + 10
     with h5py.File(res / "scores.h5") as f:
         assert f["appearance"]["frame_score"].shape == (360,)
+        # each training sample's identity, for the label-free validation
+        assert [v.decode() for v in f["train_videos"][()]] == ["01", "02"]
+        assert f["appearance"]["train_video"].shape == f["appearance"]["train_score"].shape
+        assert set(np.unique(f["appearance"]["train_video"][()])) == {0, 1}
     history = (res / "hsc" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 30
     loc = auc["localisation"]
@@ -179,6 +183,10 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     # abnormal frames 60-179 (clips 3-11) and 94-179 (clips 5-11)
     assert loc["n_abnormal_clips"] == 9 + 7 and loc["parse_coverage"] > 0.5
     assert loc["object_auc"]["appearance"]["n_positive"] > 0 and loc["object_auc"]["appearance"]["knn_1"] is not None
+    ranks = loc["object_rank_per_video"]  # both test videos hold anomalies and objects away from them
+    assert set(ranks) == {"01", "02"} and all(r["n_abnormal"] > 0 and r["n_normal"] > 0 for r in ranks.values())
+    assert all(0 <= r["above_median_normal"] <= 1 and 0 <= r["median_abnormal_percentile"] <= 1
+               for r in ranks.values())
     assert auc["readout"]["appearance"]["train_holdout"] == "video" and auc["fusion"]["weights"] == {"appearance": 1.0}
     assert not [p for p in auc["protocols"] if p.startswith("reference_fusion_")]  # one stream: nothing to fuse
     assert sorted(p.name for p in (res / "plots" / "explain").glob("*.png")) == ["01.png", "02.png"]
