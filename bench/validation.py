@@ -52,13 +52,16 @@ def _videos(f, key):
 def validate(results: Path, seed: int, calibration: str = "tail", sigma: float = 6.0) -> dict:
     import h5py
 
+    from hscvad.evaluation.objects import object_keys
     from hscvad.evaluation.protocols import tail_surprise
     from hscvad.evaluation.validation import KINDS, clip_auc, frame_auc, roc_auc, synthetic_rows
     from hscvad.features import load_samples
     from hscvad.h5store import read_arrays
     from hscvad.hsc.train import load_checkpoint, model_input, score_samples
     from hscvad.stages.score import holdout_groups
-    from hscvad.stages.velocity import descriptor
+    from hscvad.stages.velocity import descriptor, stream_feature
+    from hscvad.velocity import descriptor_names as names
+    from hscvad.velocity import velocity_descriptor
 
     with h5py.File(results / "scores.h5", "r") as f:
         streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
@@ -75,7 +78,7 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     ref = per["velocity"]
 
     def keys(p):
-        return (p["train_video"].astype(np.int64) << 43) | (p["train_clip"].astype(np.int64) << 23) | p["train_track"]
+        return object_keys(p["train_video"], p["train_clip"], p["train_track"])
 
     # each stream's training scores in the velocity stream's sample order (NaN where a stream, such as
     # motion with its minimum tracklet length, has no such sample)
@@ -101,15 +104,13 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
                 "log_scale_px": va["log_scale_px"], "log_scale_rel": va["log_scale_rel"]}
         bins, edges, T = int(fa["orientation_bins"]), list(fa["magnitude_edges"]), int(va["clip_length"])
         args = (T, bins, edges, vcfg)
-        sample, uniq, feat, _ = descriptor(tr["frame"], tr["track_id"], tr["box"], fl["stats"], *args)
-        feats["orig"].append(feat)
+        raw = velocity_descriptor(tr["frame"], tr["track_id"], tr["box"], fl["stats"], T, bins, edges)[2]
+        feats["orig"].append(stream_feature(raw, names(bins, edges), vcfg)[0])
         for kind in KINDS:
             b, st = synthetic_rows(kind, tr["frame"], tr["track_id"], tr["box"], fl["stats"], bins, edges)
             feats[kind].append(descriptor(tr["frame"], tr["track_id"], b, st, *args)[2])
         # a sample moves when its centre travels >= 0.5 px / frame on average
-        raw = descriptor(tr["frame"], tr["track_id"], tr["box"], fl["stats"], T, bins, edges,
-                         {"parts": ["track"], "log_scale_px": 0, "log_scale_rel": 0})[2]
-        moving.append(raw[:, 0] >= 0.5)
+        moving.append(raw[:, names(bins, edges).index("speed")] >= 0.5)
     feats = {k: np.concatenate(v) for k, v in feats.items()}
     moving = np.concatenate(moving)
     if not np.allclose(feats["orig"], train.feat, atol=1e-5):

@@ -115,15 +115,13 @@ def synthetic_rows(kind: str, frame: np.ndarray, track: np.ndarray, boxes: np.nd
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """AUC of positives against negatives (ties count half), vectorised by ranks; NaN when either
-    side is empty."""
-    from scipy.stats import rankdata
+    """AUC of positives against negatives (scikit-learn's; ties count half); NaN when either side
+    is empty."""
+    from sklearn.metrics import roc_auc_score
 
-    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    r = rankdata(np.concatenate([pos, neg]))
-    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
 
 
 def clip_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray, clip_id: np.ndarray,

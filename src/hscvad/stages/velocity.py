@@ -42,16 +42,21 @@ def columns(names: list[str], parts: list[str], gait_columns: list[str] | None =
     return keep
 
 
+def stream_feature(raw: np.ndarray, names: list[str], vcfg: dict) -> tuple[np.ndarray, list[str]]:
+    """The full descriptor (:func:`hscvad.velocity.velocity_descriptor`, columns ``names``) -> the
+    stream's feature (log-scaled, ``velocity.parts`` columns) and the kept column names."""
+    feat = log_scale(raw, names, float(vcfg["log_scale_px"]), float(vcfg["log_scale_rel"]))
+    keep = columns(names, list(vcfg["parts"]), vcfg.get("gait_columns"))
+    return feat[:, keep], [c for c, k in zip(names, keep) if k]
+
+
 def descriptor(frame, track_id, boxes, stats, clip_length: int, orientation_bins: int, magnitude_edges: list[float],
                vcfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Track rows and their flow statistics -> (sample per row, unique (clip, track), the stream's
-    feature (log-scaled, ``velocity.parts`` columns), the kept column names)."""
-    sample, uniq, feat = velocity_descriptor(frame, track_id, boxes, stats, clip_length, orientation_bins,
-                                             magnitude_edges)
-    names = descriptor_names(orientation_bins, magnitude_edges)
-    feat = log_scale(feat, names, float(vcfg["log_scale_px"]), float(vcfg["log_scale_rel"]))
-    keep = columns(names, list(vcfg["parts"]), vcfg.get("gait_columns"))
-    return sample, uniq, feat[:, keep], [c for c, k in zip(names, keep) if k]
+    feature, the kept column names)."""
+    sample, uniq, raw = velocity_descriptor(frame, track_id, boxes, stats, clip_length, orientation_bins,
+                                            magnitude_edges)
+    return (sample, uniq, *stream_feature(raw, descriptor_names(orientation_bins, magnitude_edges), vcfg))
 
 
 def run(tracks: str, flow: str, out: str, params: dict) -> dict:
