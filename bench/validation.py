@@ -23,8 +23,9 @@ leave-one-video-out, as the score stage scores its training samples. Printed per
   same videos (subtle anomalies beside extreme ones, as on a test set, which is where a score's
   spill-over onto its neighbours shows).
 
-``--calibration none`` fuses the streams' raw scores standardised by their training scores instead
-(``evaluation.calibration: none``).
+``--calibration`` as ``evaluation.calibration``: ``tail`` (the default), ``crowd`` (each stream's tail
+surprise corrected for the number of objects the stream scored in the sample's clip) or ``none``
+(the streams' raw scores standardised by their training scores).
 
 Objects are the velocity stream's training samples; a stream without some of them (the motion
 stream keeps only long enough tracklets) leaves them out of its part of the fused mean. Checks on
@@ -53,7 +54,7 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     import h5py
 
     from hscvad.evaluation.objects import object_keys
-    from hscvad.evaluation.protocols import tail_surprise
+    from hscvad.evaluation.protocols import crowd_surprise, tail_surprise
     from hscvad.evaluation.validation import KINDS, clip_auc, frame_auc, roc_auc, synthetic_rows
     from hscvad.features import load_samples
     from hscvad.h5store import read_arrays
@@ -139,16 +140,23 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
         raise SystemExit(f"{results}: rescoring the unaltered training samples does not reproduce train_score "
                          f"(max diff {np.abs(rebuilt - ref['train_score']).max():.3g})")
 
+    clip_id = (train.video.astype(np.int64) << 32) | train.clip
+    _, clip_inv = np.unique(clip_id, return_inverse=True)
+    # each stream's objects per clip (evaluation.calibration: crowd)
+    crowd_n = {s: np.bincount(clip_inv, np.isfinite(aligned[s]))[clip_inv] for s in streams}
+
     def standardised(s, x):  # calibrated (evaluation.calibration), then the strict protocol's standardisation
         tr = per[s]["train_score"].astype(np.float64)
         if calibration == "none":
             return (x - tr.mean()) / (tr.std() or 1.0)
         c_tr = tail_surprise(tr, tr)
-        return (tail_surprise(x, tr) - c_tr.mean()) / (c_tr.std() or 1.0)
+        c = tail_surprise(x, tr)
+        if calibration == "crowd":
+            c = crowd_surprise(c, crowd_n[s])
+        return (c - c_tr.mean()) / (c_tr.std() or 1.0)
 
     normal = {s: standardised(s, aligned[s]) for s in streams}
     fused = np.nanmean([normal[s] for s in streams], 0)
-    clip_id = (train.video.astype(np.int64) << 32) | train.clip
     out = {"n_normal": int(len(fused)), "n_moving": int(moving.sum()), "kinds": {}}
     all_syn = []
     for kind in KINDS:
@@ -186,7 +194,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="results/<dataset> folders, optionally NAME=folder")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--calibration", choices=["tail", "none"], default="tail",
+    ap.add_argument("--calibration", choices=["crowd", "tail", "none"], default="tail",
                     help="each stream's scores before fusion, as evaluation.calibration (default tail)")
     ap.add_argument("--sigma", type=float, default=6.0,
                     help="the frame figure's smoothing in frames, as evaluation.strict.sigma (Ped2: 6)")

@@ -148,6 +148,55 @@ def test_calibration_keeps_one_extreme_object_from_lifting_its_neighbours_above_
     assert st["s"]["mean"] == pytest.approx(st["t"]["mean"]) and st["s"]["std"] == pytest.approx(st["t"]["std"])
 
 
+def test_crowd_surprise_is_the_surprise_of_the_highest_of_n_normal_objects():
+    s = np.array([0.0, 0.5, 2.0, 5.0, 9.0, np.nan])
+    assert np.allclose(P.crowd_surprise(s, np.ones(6))[:5], s[:5])  # a lone object: unchanged
+    assert np.allclose(P.crowd_surprise(s, np.zeros(6))[:5], s[:5])  # no count: as one object
+    out = P.crowd_surprise(s, np.full(6, 20))
+    assert np.isnan(out[5]) and out[0] == 0.0
+    p = np.exp(-s[:5])
+    assert np.allclose(out[:5], -np.log(1 - (1 - p) ** 20))
+    assert (np.diff(out[:5]) > 0).all()  # monotone: the clip's highest object stays its highest
+    assert out[4] == pytest.approx(9.0 - math.log(20), abs=5e-3)  # a rare score: about s - ln n
+    # more objects, less surprise for the same highest score; and the chance is exactly that of a max:
+    # under the null the corrected score of a clip of n objects is distributed as one object's
+    a = P.crowd_surprise(np.full(3, 4.0), np.array([1, 5, 50]))
+    assert a[0] > a[1] > a[2] > 0
+    rng = np.random.default_rng(0)
+    u = rng.random((20000, 12))  # p-values of 12 normal objects per clip
+    corrected = P.crowd_surprise(-np.log(u.min(1)), np.full(20000, 12))
+    assert np.mean(corrected > -np.log(0.05)) == pytest.approx(0.05, abs=0.006)
+
+
+def test_crowd_calibration_puts_a_crowded_normal_clip_below_a_lone_unusual_object():
+    """The tail calibration ranks a clip by its highest object, so a crowd of 40 normal objects
+    reaches a higher score than a lone object at the 2 % tail; counted for its crowd it does not.
+    Streams are calibrated on their own counts."""
+    rng = np.random.default_rng(1)
+    train = rng.normal(0, 1, 5000)
+    crowd_max = float(np.quantile(train, 0.995))  # the highest of 40 normal objects: typical
+    lone = float(np.quantile(train, 0.98))
+    raw = {"s": [np.r_[np.full(4, crowd_max), np.full(4, lone)]]}
+    counts = {"s": [np.r_[np.full(4, 40), np.full(4, 1)]]}
+    tail, _ = P.calibrate(raw, {"s": train})
+    assert tail["s"][0][0] > tail["s"][0][4]
+    crowd, st = P.calibrate(raw, {"s": train}, counts)
+    assert crowd["s"][0][0] < crowd["s"][0][4]
+    assert crowd["s"][0][4] == pytest.approx(tail["s"][0][4])  # one object: as tail
+    assert st == P.calibrate(raw, {"s": train})[1]  # the training statistics are those of lone objects
+
+
+def test_clip_counts_counts_each_clips_scored_objects_per_frame():
+    from hscvad.stages.evaluate import clip_counts
+
+    video = np.array([0, 0, 0, 1, 1, 0])
+    clip = np.array([0, 0, 2, 0, 0, 0])
+    score = np.array([1.0, 2.0, 3.0, 1.0, np.nan, 4.0])  # a NaN score is not a scored object
+    c = clip_counts(video, clip, score, np.array([10, 3]), 4)
+    assert [len(x) for x in c] == [10, 3]
+    assert list(c[0]) == [3, 3, 3, 3, 0, 0, 0, 0, 1, 1] and list(c[1]) == [1, 1, 1]
+
+
 def test_calibrated_object_table_bounds_an_extreme_object_and_keeps_the_order(tmp_path):
     """load_objects(calibration="tail"): a stream's object z is taken of the tail surprise under its
     training scores, so an object 1000 training stds out counts as "beyond every normal sample" and

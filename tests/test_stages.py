@@ -425,6 +425,10 @@ def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
     assert out["streams"]["motion"]["protocols"]["strict_unsmoothed"]["micro_auc"] > 0.8
     # the walker triples its speed: the velocity stream sees it in every fast clip
     assert out["streams"]["velocity"]["protocols"]["strict_unsmoothed"]["micro_auc"] > 0.95
+    # the calibrations not configured are reported too; one walker per clip: crowd is tail
+    prot = out["streams"]["velocity"]["protocols"]
+    assert prot["strict_calibration_crowd"]["micro_auc"] == prot["strict_calibration_tail"]["micro_auc"]
+    assert {"reference_calibration_crowd", "strict_calibration_tail"} <= set(out["protocols"])
     with h5py.File(tmp_path / "s1.h5") as f:
         ro = json.loads(f.attrs["readout"])
         assert set(ro) == {"appearance", "motion", "velocity"} and ro["velocity"]["train_holdout"] == "video"

@@ -25,7 +25,10 @@ calibration (both protocols, before normalisation, fusion and smoothing; ``evalu
   or below the lowest training score, ln(N + 1) at and above the highest. Monotone, so a clip's
   maximum over its objects is the same object before and after; bounded, so one extreme object
   cannot carry its score, through the smoothing, over the frames around it; and every stream on the
-  one scale of tail probability. ``none``: the scores as they are.
+  one scale of tail probability. ``crowd``: ``tail``, then a frame's surprise (its clip's highest)
+  corrected for the number n of the clip's objects the stream scored, -ln(1 - (1 - p)^n) with p its
+  tail probability: the surprise of the highest of n normal objects, so that a crowd's score level
+  is that of a lone object (:func:`crowd_surprise`). ``none``: the scores as they are.
 """
 
 from __future__ import annotations
@@ -125,14 +128,32 @@ def tail_surprise(scores: np.ndarray, train_scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.nan, out)
 
 
-def calibrate(raw: dict[str, list[np.ndarray]], train_scores: dict[str, np.ndarray]
+def crowd_surprise(surprise: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The surprise of the highest of ``n`` objects' tail surprises: -ln(1 - (1 - p)^n) with
+    p = exp(-surprise), the chance that at least one of n normal objects is as unusual (NaN stays
+    NaN; n <= 1 leaves the surprise as it is)."""
+    s = np.asarray(surprise, np.float64)
+    n = np.maximum(np.asarray(n, np.float64), 1.0)
+    p = np.exp(-np.nan_to_num(s, nan=0.0))
+    top = p >= 1.0  # at or below every normal score: no surprise however many objects
+    out = -np.log(-np.expm1(n * np.log1p(-np.where(top, 0.5, p))))
+    out = np.where(top, 0.0, out)
+    return np.where(np.isnan(s), np.nan, out)
+
+
+def calibrate(raw: dict[str, list[np.ndarray]], train_scores: dict[str, np.ndarray],
+              counts: dict[str, list[np.ndarray]] | None = None
               ) -> tuple[dict[str, list[np.ndarray]], dict[str, dict]]:
-    """Each stream's per-frame scores through :func:`tail_surprise` of its training scores, and the
-    statistics (mean, std, min) of the training scores so mapped, for the protocols."""
+    """Each stream's per-frame scores through :func:`tail_surprise` of its training scores (and,
+    given ``counts``, each frame's number of scored objects in its clip, through
+    :func:`crowd_surprise`), and the statistics (mean, std, min) of the training scores so mapped
+    (as lone objects), for the protocols."""
     out, stats = {}, {}
     for s, videos in raw.items():
         tr = np.asarray(train_scores[s], np.float64)
         out[s] = [tail_surprise(v, tr) for v in videos]
+        if counts is not None:
+            out[s] = [crowd_surprise(v, n) for v, n in zip(out[s], counts[s])]
         c = tail_surprise(tr, tr)
         stats[s] = {"mean": float(c.mean()), "std": float(c.std()), "min": float(c.min())} if len(c) else \
             {"mean": 0.0, "std": 1.0, "min": 0.0}

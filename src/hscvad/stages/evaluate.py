@@ -31,6 +31,8 @@ REFERENCE_FUSIONS = {
 CALIBRATIONS = {
     "tail": "per stream, -ln((1 + #training scores >= s) / (N + 1)): the surprise of the score's upper tail "
             "under the training samples' (leave-one-video-out) scores, 0 to ln(N + 1)",
+    "crowd": "per stream, the tail surprise (as tail) of the clip's highest object, corrected for the n objects "
+             "the stream scored in the clip: -ln(1 - (1 - p)^n), p = (1 + #training scores >= s) / (N + 1)",
     "none": "the scores as they are",
 }
 
@@ -88,13 +90,15 @@ def _reference(raw, stats, T, ev, fusion):
     return reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]), units=units)
 
 
-def _protocols(raw, stats, labels, T, ev, calibration, train):
+def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None):
     """AUCs of the fused streams under each protocol with ``calibration`` (``tail``: needs the
-    training scores ``train``), and the scores they were computed from."""
-    if calibration == "tail":
-        if train is None:
-            raise ValueError("evaluation.calibration: tail needs the training samples' scores")
-        raw, stats = calibrate(raw, train)
+    training scores ``train``; ``crowd``: those and ``counts``, per stream and video each frame's
+    number of scored objects in its clip), and the scores they were computed from."""
+    if calibration in ("tail", "crowd"):
+        if train is None or (calibration == "crowd" and counts is None):
+            raise ValueError(f"evaluation.calibration: {calibration} needs the training samples' scores"
+                             + (" and the objects per clip" if calibration == "crowd" else ""))
+        raw, stats = calibrate(raw, train, counts if calibration == "crowd" else None)
     fusion = ev["reference"]["fusion"]
     ref_scores, keep = _reference(raw, stats, T, ev, fusion)
     strict_scores = strict_protocol(raw, stats, float(ev["strict"]["sigma"]))
@@ -115,20 +119,34 @@ def _protocols(raw, stats, labels, T, ev, calibration, train):
     return res, ref_scores, keep, strict_scores
 
 
-def evaluate_streams(raw, stats, labels, T, params, train=None):
+def evaluate_streams(raw, stats, labels, T, params, train=None, counts=None):
     """AUCs of the fused streams under each protocol, with the configured calibration. With more
     than one stream, the reference protocol is also computed with the fusion not configured (key
-    reference_fusion_<name>); given the training scores ``train``, both protocols also with the
-    calibration not configured (keys strict_calibration_<name>, reference_calibration_<name>)."""
+    reference_fusion_<name>); given the training scores ``train`` (and ``counts``, see
+    :func:`_protocols`), both protocols also with each calibration not configured (keys
+    strict_calibration_<name>, reference_calibration_<name>)."""
     ev = params["evaluation"]
     calibration = ev["calibration"]
-    res, ref_scores, keep, strict_scores = _protocols(raw, stats, labels, T, ev, calibration, train)
+    res, ref_scores, keep, strict_scores = _protocols(raw, stats, labels, T, ev, calibration, train, counts)
     if train is not None:
-        other = "none" if calibration == "tail" else "tail"
-        alt, *_ = _protocols(raw, stats, labels, T, ev, other, train)
-        for p in ("strict", "reference"):
-            res[f"{p}_calibration_{other}"] = {**alt[p], "calibration": other}
+        for other in CALIBRATIONS:
+            if other == calibration or (other == "crowd" and counts is None):
+                continue
+            alt, *_ = _protocols(raw, stats, labels, T, ev, other, train, counts)
+            for p in ("strict", "reference"):
+                res[f"{p}_calibration_{other}"] = {**alt[p], "calibration": other}
     return res, ref_scores, keep, strict_scores
+
+
+def clip_counts(video: np.ndarray, clip: np.ndarray, score: np.ndarray, n_frames, T: int) -> list[np.ndarray]:
+    """Per test video, each frame's number of samples with a score in its clip (the n of the
+    ``crowd`` calibration), from a stream's ``test_video`` / ``test_clip`` / ``test_score``."""
+    ok = np.isfinite(score)
+    out = []
+    for v, n in enumerate(np.asarray(n_frames, np.int64)):
+        c = np.bincount(clip[ok & (video == v)], minlength=-(-int(n) // T))
+        out.append(c[np.arange(int(n)) // T].astype(np.int64))
+    return out
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
@@ -280,6 +298,8 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
             raise ValueError(f"{scores_file}: stream(s) {missing} have no training scores (train_score; an older "
                              "score file): rerun score")
         train = {s: f[s]["train_score"][()] for s in streams}
+        counts = {s: clip_counts(f[s]["test_video"][()], f[s]["test_clip"][()], f[s]["test_score"][()], n_frames, T)
+                  for s in streams}
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
     if undefined:
@@ -287,8 +307,8 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
 
     per_stream = {}
     for s in streams:
-        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]})
-    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train)
+        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]}, {s: counts[s]})
+    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train, counts)
     per_stream["fused"] = fused
     default = params["evaluation"]["protocol"]
     desc = _describe(params, T)
