@@ -19,7 +19,7 @@ from hscvad.config import ConfigError, load_schema, motion_augmentation_mode, pa
 from hscvad.data import DatasetError, build_dataset  # noqa: E402
 from hscvad.config import OVERRIDABLE_SECTIONS, dataset_cfg, section  # noqa: E402
 from hscvad.data.check import how_to_get  # noqa: E402
-from hscvad.data.manifest import write_manifest  # noqa: E402
+from hscvad.data.manifest import content_digest, write_manifest  # noqa: E402
 
 
 def run_job(rule, input, output, params, wildcards, threads, log):
@@ -91,13 +91,11 @@ def videos(name, split):
 
 
 def video_file(name, split, video):
-    """What a per-video job reads: the video file, or for a frame folder its manifest (every frame's
-    name, size and mtime; rewritten only when they change), so a replaced video or frame reruns
-    exactly the jobs that read it."""
+    """What a per-video job reads: the manifest of its video file or frame folder (every file's name,
+    size and digest; rewritten only when they change, hscvad.data.manifest), so a replaced video or
+    frame reruns exactly the jobs that read it, and a copy with the same bytes reruns nothing."""
     path = dataset(name).path(split, video)
-    if path.is_dir():
-        return write_manifest(path, f"results/{name}/manifests/{split}/{video}.tsv")
-    return str(path)
+    return write_manifest(path, f"results/{name}/manifests/{split}/{video}.tsv")
 
 
 def video_input(wildcards):
@@ -116,7 +114,10 @@ def label_inputs(wildcards):
     for v in videos(wildcards.dataset, "test"):
         path = ds.label_file(v)
         if path is not None and path.is_file():
-            out.append(str(path))
+            # one manifest per label file (a file may hold every video's labels), named by its place
+            # in the dataset, so that a dataset moved or copied elsewhere keeps its manifests
+            safe = "__".join("up" if part == ".." else part for part in Path(os.path.relpath(path, ds.root)).parts)
+            out.append(write_manifest(path, f"results/{wildcards.dataset}/manifests/labels/{safe}.tsv"))
         masks = ds.mask_folder(v)
         if masks is not None and masks.is_dir():
             out.append(write_manifest(masks, f"results/{wildcards.dataset}/manifests/masks/{v}.tsv"))
@@ -169,11 +170,31 @@ def weights(section_name, dataset_name=None):
         return []
     key = f"{section_name}.{backend}.weights"
     p = Path(path)
+    # ancient: the file's date does not rerun anything, its bytes do (WEIGHTS, in the rules' params)
     if p.exists():
-        return [path]
+        return [ancient(path)]
     if p.parent == Path("resources/models") and p.name in FETCHABLE:
-        return [path]
+        return [ancient(path)]
     stop(f"{key}: weights file not found: {path}. Place it there or set {key} in config.yaml.")
+
+
+def WEIGHTS(section_name):
+    """params: the sha256 of the stage's weights file (cached by size and modification time,
+    hscvad.data.manifest.content_digest), so that other bytes under the same name rerun the stage
+    and a copy or a second download of the same bytes does not. A file still to be fetched counts
+    as its published sha256 (which the fetch checks), or as pending when none is published."""
+
+    def digest(wildcards):
+        sec = config[section_name]
+        path = sec.get(sec["backend"], {}).get("weights")
+        if path is None:
+            return "none"
+        if Path(path).exists():
+            return content_digest(path, "results/manifests/weights.json")
+        sha = (FETCHABLE.get(Path(path).name) or {}).get("sha256") or ""
+        return sha if len(sha) == 64 else "to be fetched"
+
+    return digest
 
 
 def stage_log(stage, per_video=False):

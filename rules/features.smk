@@ -11,6 +11,7 @@ rule appearance:
     params:
         p=P("appearance"),
         code=CODE("appearance"),
+        weights_sha256=WEIGHTS("appearance"),
         device=DEVICE,
     log:
         stage_log("appearance", per_video=True),
@@ -34,6 +35,7 @@ rule scene:
     params:
         p=P("scene"),
         code=CODE("scene"),
+        weights_sha256=WEIGHTS("scene"),
         device=DEVICE,
     log:
         stage_log("scene", per_video=True),

@@ -11,6 +11,7 @@ rule pose:
     params:
         p=P("pose"),
         code=CODE("pose"),
+        weights_sha256=WEIGHTS("pose"),
         device=DEVICE,
     log:
         stage_log("pose", per_video=True),
@@ -35,6 +36,7 @@ rule motion:
     params:
         p=P("motion"),
         code=CODE("motion"),
+        weights_sha256=WEIGHTS("motion"),
         device=DEVICE,
     log:
         stage_log("motion", per_video=True),
@@ -60,6 +62,7 @@ rule augment_motion:
     params:
         p=P("augment_motion"),
         code=CODE("augment_motion"),
+        weights_sha256=WEIGHTS("motion"),
         device=DEVICE,
     log:
         stage_log("augment_motion"),

@@ -10,6 +10,7 @@ rule detect_track:
     params:
         p=P("detect_track"),
         code=CODE("detect_track"),
+        weights_sha256=WEIGHTS("detection"),
         device=DEVICE,
     log:
         stage_log("detect_track", per_video=True),

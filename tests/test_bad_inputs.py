@@ -239,10 +239,10 @@ def test_a_changed_frame_or_label_reruns_what_reads_it(tmp_path):
     time.sleep(1.1)
     np.save(root / "labels" / "c.npy", np.ones(5, np.uint8))
     out = smk(tmp_path, cfg, "-n", target).stdout
-    assert "labels/c.npy" in out and re.search(r"check_dataset\s+1", out), out
+    assert "manifests/labels/labels__c.npy.tsv" in out and re.search(r"check_dataset\s+1", out), out
     write_video(root / "train" / "a.avi", 9)
     out = smk(tmp_path, cfg, "-n", target).stdout
-    assert "train/a.avi" in out
+    assert "manifests/train/a.tsv" in out and re.search(r"check_dataset\s+1", out), out
 
 
 def test_a_failing_job_shows_its_cause_in_one_line_and_gpu_1_is_the_default(tmp_path):

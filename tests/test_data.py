@@ -248,3 +248,81 @@ def test_a_frame_folder_does_not_read_frames_it_does_not_need(tmp_path):
     assert got[4] is None and all(g is not None for i, g in enumerate(got) if i != 4)
     with pytest.raises(Exception, match="004.jpg"):
         list(open_source(tmp_path / "f").frames())
+
+
+# -- manifests: what a job reads from outside results/, watched by its bytes, not its dates ----------
+
+def _rewrite(path, data=None):
+    """Write ``data`` (default: the same bytes) to ``path`` with a modification time 10 s later."""
+    import os
+
+    st = path.stat()
+    path.write_bytes(path.read_bytes() if data is None else data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**10))
+
+
+def test_a_manifest_moves_when_the_bytes_do_not_when_the_dates_do(tmp_path, monkeypatch):
+    import os
+
+    from hscvad.data import manifest as M
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i:03d}.jpg").write_bytes(bytes([i]) * 100)
+        stamp = 10**18 if i == 1 else 10**18 - 10**9  # frames dated 2001, 001.jpg the newest
+        os.utime(folder / f"{i:03d}.jpg", ns=(stamp, stamp))
+    out = tmp_path / "m" / "v.tsv"
+    M.write_manifest(folder, out)
+    lines = out.read_text().splitlines()
+    assert lines[0] == M.HEADER and lines[1] == f"# folder {folder}" and len(lines) == 5
+    assert lines[2].split("\t")[:2] == ["000.jpg", "100"] and len(lines[2].split("\t")[2]) == 32
+    # a new manifest is dated as its newest file: results made from that content stay up to date
+    assert out.stat().st_mtime_ns == 10**18
+    reads = []
+    digest = M._digest
+    monkeypatch.setattr(M, "_digest", lambda p: reads.append(p) or digest(p))
+    M.write_manifest(folder, out)
+    assert reads == []  # sizes and dates as cached: nothing read again
+    before = out.stat().st_mtime_ns
+    for f in folder.iterdir():  # the same bytes, new dates (a copy, a second download)
+        _rewrite(f)
+    M.write_manifest(folder, out)
+    assert len(reads) == 3 and out.stat().st_mtime_ns == before  # hashed again, not rewritten
+    _rewrite(folder / "002.jpg", b"\x07" * 100)  # other bytes, the same size
+    M.write_manifest(folder, out)
+    assert out.stat().st_mtime_ns != before and "002.jpg\t100\t" + digest(str(folder / "002.jpg")) in out.read_text()
+    # a single file (a video, a label file) has a manifest of one line
+    video = tmp_path / "a.avi"
+    video.write_bytes(b"RIFF" * 10)
+    text = M.write_manifest(video, tmp_path / "m" / "a.tsv")
+    assert open(text).read().splitlines()[1:] == [f"# file {video}", f"a.avi\t40\t{digest(str(video))}"]
+    # a manifest of the earlier format (name, size, date) is replaced, dated as its content
+    old = tmp_path / "m" / "old.tsv"
+    old.write_text(f"# {folder}\n000.jpg\t100\t123\n")
+    M.write_manifest(folder, old)
+    assert old.read_text().startswith(M.HEADER) and old.stat().st_mtime_ns == max(
+        f.stat().st_mtime_ns for f in folder.iterdir())
+
+
+def test_a_weights_digest_is_its_sha256_read_once_per_size_and_date(tmp_path, monkeypatch):
+    import hashlib
+
+    from hscvad.data import manifest as M
+    from hscvad.models import registry
+
+    w = tmp_path / "model.onnx"
+    w.write_bytes(b"weights" * 1000)
+    link = tmp_path / "link.onnx"
+    link.symlink_to(w)
+    cache = tmp_path / "results" / "weights.json"
+    reads = []
+    real = registry.sha256sum
+    monkeypatch.setattr(registry, "sha256sum", lambda p: reads.append(p) or real(p))
+    sha = hashlib.sha256(w.read_bytes()).hexdigest()
+    assert M.content_digest(link, cache) == sha and M.content_digest(w, cache) == sha
+    assert len(reads) == 1  # the link is its target: one entry, read once
+    _rewrite(w)
+    assert M.content_digest(link, cache) == sha and len(reads) == 2
+    _rewrite(w, b"other" * 10)
+    assert M.content_digest(link, cache) == hashlib.sha256(b"other" * 10).hexdigest()

@@ -97,7 +97,8 @@ def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None):
     if calibration in ("tail", "crowd"):
         if train is None or (calibration == "crowd" and counts is None):
             raise ValueError(f"evaluation.calibration: {calibration} needs the training samples' scores"
-                             + (" and the objects per clip" if calibration == "crowd" else ""))
+                             + (" and the test objects' clips (test_video, test_clip; rerun score)"
+                                if calibration == "crowd" else ""))
         raw, stats = calibrate(raw, train, counts if calibration == "crowd" else None)
     fusion = ev["reference"]["fusion"]
     ref_scores, keep = _reference(raw, stats, T, ev, fusion)
@@ -298,8 +299,9 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
             raise ValueError(f"{scores_file}: stream(s) {missing} have no training scores (train_score; an older "
                              "score file): rerun score")
         train = {s: f[s]["train_score"][()] for s in streams}
+        # objects per clip (calibration crowd); a score file without per-object rows has none
         counts = {s: clip_counts(f[s]["test_video"][()], f[s]["test_clip"][()], f[s]["test_score"][()], n_frames, T)
-                  for s in streams}
+                  for s in streams} if all("test_video" in f[s] for s in streams) else None
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
     if undefined:
@@ -307,7 +309,8 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
 
     per_stream = {}
     for s in streams:
-        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]}, {s: counts[s]})
+        per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]},
+                                             {s: counts[s]} if counts else None)
     fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train, counts)
     per_stream["fused"] = fused
     default = params["evaluation"]["protocol"]
