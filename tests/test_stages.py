@@ -243,6 +243,11 @@ def _scores_file(path, n_frames, T=4):
         g = f.create_group("appearance")
         g["frame_score"] = fs
         g["train_score"] = rng.normal(1.0, 0.5, 50).astype(np.float32)
+        # one object per clip with objects, scoring its clip's frames (the score stage's rows)
+        vid = np.repeat(np.arange(len(n_frames)), n_frames)
+        clip = np.concatenate([np.arange(n) // T for n in n_frames])
+        first = np.flatnonzero(np.r_[True, (np.diff(vid) != 0) | (np.diff(clip) != 0)] & np.isfinite(fs))
+        g["test_video"], g["test_clip"], g["test_score"] = vid[first], clip[first], fs[first]
 
 
 def test_evaluate_without_labels_writes_scores_and_plots(tmp_path):
