@@ -102,7 +102,7 @@ def test_the_report_embeds_the_tables_and_figures(finished, tmp_path):
 
 def test_the_data_copied_again_plans_nothing_and_other_bytes_rerun_their_video(finished, tmp_path):
     """Results follow their inputs' bytes: every frame and label file written again with the same
-    bytes and a new date (a dataset unpacked again, staged to scratch) reruns nothing; one frame
+    bytes and a new date (a dataset unpacked again in its place) reruns nothing; one frame
     with other bytes reruns its video's jobs and what follows them."""
     import os
     import time

@@ -5,10 +5,11 @@ content does.
 Snakemake reruns a job whose input is newer than its output. Taken as they are, a frame folder
 would miss a replaced frame (a folder's modification time moves only when entries are added or
 removed), and a video, label or weights file would rerun everything after a copy that kept its
-bytes but not its dates (a dataset unpacked again, staged to a cluster's scratch, fetched again).
-So every such input reaches its rules through a manifest (``results/<dataset>/manifests/``,
-``results/manifests/weights/``): one line per file (name, size in bytes, BLAKE2b digest of its
-bytes). :func:`write_manifest` rewrites it only when that listing changed, so its modification
+bytes but not its dates (a dataset unpacked or fetched again in its place). So every video file,
+frame folder, label file and mask folder reaches its rules through a manifest
+(``results/<dataset>/manifests/``): one line per file (name, size in bytes, BLAKE2b digest of its
+bytes); weights reach them by the sha256 of their bytes in the rules' params
+(:func:`content_digest`). :func:`write_manifest` rewrites it only when that listing changed, so its modification
 time moves exactly when the content did; a new manifest takes the modification time of the
 newest file it lists, so adopting one on finished results reruns nothing that was up to date.
 
