@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import (
+    REPO,
     STANDIN_ENV,
     auc_from_csv,
     clone_workflow,
@@ -266,3 +267,33 @@ def test_switching_to_the_motion_stream_reruns_only_the_motion_side(finished, tm
     with h5py.File(res / "scores.h5") as f:
         assert f["motion"].attrs["score"] == "autoencoder error (Eq. 11)"
     assert "pseudo-normal motion samples added" in (res / "logs" / "retrain_motion" / "all.log").read_text()
+
+
+def test_the_label_free_validation_scores_a_finished_run_and_checks_what_it_rebuilds(finished, tmp_path):
+    """bench/validation.py on a finished run: synthetic anomalies from its training tracks, scored by
+    its model; it refuses a run whose stored velocity features it does not rebuild."""
+    import subprocess
+    import sys
+
+    work = copy_run(finished[0], tmp_path / "w")
+    res = work / "results" / "syn"
+    cmd = [sys.executable, str(REPO / "bench" / "validation.py"), f"syn={res}", "--sigma", "2"]
+    out = {}
+    for calibration in ("tail", "crowd"):
+        r = subprocess.run([*cmd, "--calibration", calibration, "--json", str(tmp_path / f"{calibration}.json")],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "no test label read" in r.stdout and r.stdout.count("| syn |") == 1
+        out[calibration] = json.loads((tmp_path / f"{calibration}.json").read_text())["syn"]
+    for o in out.values():
+        assert set(o["kinds"]) == {"fast", "glide", "rush"} and o["n_moving"] > 0
+        for k in o["kinds"].values():
+            assert all(0 <= k[m] <= 1 for m in ("object_auc_velocity", "object_auc_fused", "clip_auc_fused"))
+        # four times the speed is further from normal than twice
+        assert o["kinds"]["rush"]["object_auc_velocity"] >= o["kinds"]["fast"]["object_auc_velocity"]
+    # one walker per clip: the crowd correction changes nothing
+    assert out["crowd"]["validation_frames"] == out["tail"]["validation_frames"]
+    with h5py.File(res / "velocity" / "train" / "tr0.h5", "r+") as f:
+        f["feature"][0] += 1.0
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "velocity features rebuilt from tracks and flow differ" in r.stdout + r.stderr
