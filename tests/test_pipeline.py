@@ -287,10 +287,11 @@ def test_the_label_free_validation_scores_a_finished_run_and_checks_what_it_rebu
         out[calibration] = json.loads((tmp_path / f"{calibration}.json").read_text())["syn"]
     for o in out.values():
         assert set(o["kinds"]) == {"fast", "glide", "rush"} and o["n_moving"] > 0
+        # every training walker keeps 1 px / frame: a walker at 1.5x, 2x or 4x stands out
         for k in o["kinds"].values():
-            assert all(0 <= k[m] <= 1 for m in ("object_auc_velocity", "object_auc_fused", "clip_auc_fused"))
-        # four times the speed is further from normal than twice
+            assert k["object_auc_velocity"] > 0.9 and k["clip_auc_fused"] > 0.8, o
         assert o["kinds"]["rush"]["object_auc_velocity"] >= o["kinds"]["fast"]["object_auc_velocity"]
+        assert o["validation_frames"] > 0.8
     # one walker per clip: the crowd correction changes nothing
     assert out["crowd"]["validation_frames"] == out["tail"]["validation_frames"]
     with h5py.File(res / "velocity" / "train" / "tr0.h5", "r+") as f:
