@@ -141,6 +141,32 @@ def test_yolox_tiles_in_one_call_equal_one_call_per_tile_and_the_single_pass_fin
     assert (c.select(c.scores > 0.3).classes == 1).any()  # the cyclist's bicycle
 
 
+@need_shared(MODELS / "yolox_nano_416x416.onnx", PED2 / "testing" / "frames" / "01" / "100.jpg")
+def test_yolox_decodes_only_rows_that_can_score_and_finds_what_decoding_every_row_finds():
+    """The head's rows are decoded only where the objectness reaches min_score (a score is the
+    objectness times a class probability, at most 1): the same detections as decoding all rows."""
+    import cv2
+
+    from hscvad.models.detection import Detections, nms
+
+    img = cv2.imread(str(PED2 / "testing" / "frames" / "01" / "100.jpg"))
+    det = DETECTORS.build("yolox", {"weights": str(MODELS / "yolox_nano_416x416.onnx")})
+    x, r = det._letterbox(cv2.resize(img, None, fx=2, fy=2)[:416, :416])
+    out = det.session.run(None, {det.input_name: x[None]})[0][0]
+    assert 0 <= out[:, 4:].min() and out[:, 4:].max() <= 1  # objectness and classes: sigmoids
+    grid, stride = det._grid(416, 416)  # every row, as before the filter
+    xy, wh = (out[:, :2] + grid) * stride, np.exp(np.clip(out[:, 2:4], -10, 10)) * stride
+    cls = out[:, 5:].argmax(1)
+    score = out[:, 4] * out[np.arange(len(out)), 5 + cls]
+    keep = score >= det.min_score
+    boxes = (np.concatenate([xy - wh / 2, xy + wh / 2], 1)[keep] / r).clip(0, 416)
+    ref = nms(Detections(boxes.astype(np.float32), score[keep].astype(np.float32), cls[keep]), det.nms_iou)
+    got = det._decode(out, r, 416, 416)
+    assert keep.sum() > len(got) > 10 and (out[:, 4] < det.min_score).mean() > 0.9  # most rows skipped
+    assert np.array_equal(got.boxes, ref.boxes) and np.array_equal(got.scores, ref.scores)
+    assert np.array_equal(got.classes, ref.classes)
+
+
 def test_a_registry_forgets_an_unregistered_backend():
     from hscvad.models.registry import Registry
 

@@ -71,3 +71,31 @@ def test_onnx_backends_ask_for_a_gpu_only_where_onnxruntime_has_cuda(monkeypatch
     monkeypatch.setattr(appearance, "onnx_cuda_available", lambda: True)
     assert YOLOX.uses_gpu is True
     assert registry.backend_uses_gpu(EfficientNetLite0, {"engine": "onnxruntime"}) is True
+
+
+def test_device_auto_asks_the_driver_before_importing_torch(monkeypatch):
+    """``device: auto`` on a machine whose driver shows no GPU resolves to the CPU without importing
+    PyTorch (a second of every ONNX job's start-up); where the driver shows one, PyTorch decides."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from hscvad.models import registry
+
+    probe = ("import sys; from hscvad.models.registry import Runtime, cuda_driver_devices; "
+             "r = Runtime.resolve('auto', 1); print(cuda_driver_devices(), r.device, 'torch' in sys.modules)")
+    n, device, imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                         check=True).stdout.split()
+    if int(n) == 0:
+        assert (device, imported) == ("cpu", "False")
+    else:  # a GPU machine: PyTorch was asked
+        assert imported == "True" and device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+    monkeypatch.setattr(registry, "cuda_driver_devices", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # never asked: the driver said none
+    assert Runtime.resolve("auto").device == "cpu"
+    monkeypatch.setattr(registry, "cuda_driver_devices", lambda: 1)
+    assert Runtime.resolve("auto").device == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a driver, but a CPU build of PyTorch
+    assert Runtime.resolve("auto").device == "cpu"

@@ -182,6 +182,10 @@ class YOLOX(Detector):
     def _decode(self, out: np.ndarray, r: float, h: int, w: int, input_hw: tuple[int, int] | None = None) -> Detections:
         """Detections of one image from the raw head's rows (A, 85) at letterbox scale ``r``."""
         grid, stride = self._grid(*(input_hw or (self.size, self.size)))
+        # a score is objectness x class probability (both sigmoids, so at most the objectness):
+        # only the rows whose objectness reaches min_score can keep a box, and only they are decoded
+        rows = np.flatnonzero(out[:, 4] >= self.min_score)
+        out, grid, stride = out[rows], grid[rows], stride[rows]
         xy = (out[:, :2] + grid) * stride
         wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * stride
         cls = out[:, 5:].argmax(1)

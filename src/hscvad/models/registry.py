@@ -30,13 +30,39 @@ class Runtime:
 
             device = defaults("device")
         if device == "auto":
-            try:
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            except ImportError:  # pragma: no cover - torch is a dependency
-                device = "cpu"
+            device = "cuda" if torch_cuda_available() else "cpu"
         return Runtime(device=device, threads=max(1, int(threads)))
+
+
+def cuda_driver_devices() -> int:
+    """How many CUDA devices the NVIDIA driver shows this process (``CUDA_VISIBLE_DEVICES``
+    included), asked through the driver library itself: 0 where there is no driver, no device or an
+    error. Costs milliseconds, where importing PyTorch to ask costs a second of every job's start-up."""
+    import ctypes
+
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return int(count.value)
+    return 0
+
+
+def torch_cuda_available() -> bool:
+    """``torch.cuda.is_available()``, with PyTorch imported only where the driver shows a device
+    (:func:`cuda_driver_devices`): PyTorch cannot see a GPU the driver does not, so on a CPU machine
+    the answer is the same and a job whose backend does not use PyTorch never imports it."""
+    if cuda_driver_devices() == 0:
+        return False
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
 
 
 #: Every built-in backend: stage family -> backend name -> "module:Class". A registry imports a
@@ -267,12 +293,7 @@ def onnx_cuda_available() -> bool:
         return False
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return True
+    return torch_cuda_available()
 
 
 class OnnxGpu:
