@@ -172,3 +172,22 @@ def test_in_double_precision_the_fused_contrast_trains_to_the_definitions_losses
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=0, abs=1e-12), (a["epoch"], k)
     assert torch.allclose(fused.bank, ref.bank, rtol=0, atol=1e-10)
+
+
+def test_readout_temperature_from_products_kept_in_memory_equals_recomputing_them(monkeypatch):
+    """The bisection divides the query x bank products, computed once, by each step's tau: the
+    temperature is the one found by recomputing the products at every step (with and without
+    leave-one-group-out masks), and it reads the target number of entries."""
+    from hscvad.hsc import train as T
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(300, 32, generator=g), dim=1)
+    bank = torch.nn.functional.normalize(torch.randn(200, 32, generator=g), dim=1)
+    qg, bg = torch.randint(0, 4, (300,), generator=g), torch.randint(0, 4, (200,), generator=g)
+    for groups in ((None, None), (qg, bg)):
+        kept = T.readout_temperature(z, bank, 5.0, *groups)
+        monkeypatch.setattr(T, "PRODUCT_CACHE_ENTRIES", 0)
+        recomputed = T.readout_temperature(z, bank, 5.0, *groups)
+        monkeypatch.undo()
+        assert kept == recomputed
+        assert abs(float(T.effective_entries(z, bank, kept, *groups).median()) - 5.0) < 0.05

@@ -75,6 +75,43 @@ def test_nms_is_class_aware_and_drops_contained_boxes():
     assert box_iou(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
 
 
+def test_nms_keeps_what_greedy_pairwise_suppression_keeps():
+    """The vectorised NMS against the textbook loop, box by box in score order with each pair's IoU
+    and intersection over the smaller box computed on its own (float32, as the detector's boxes),
+    on crowded random boxes with ties, duplicates, degenerate boxes and two classes."""
+    rng = np.random.default_rng(3)
+    for trial in range(30):
+        n = int(rng.integers(1, 120))
+        xy = rng.uniform(0, 200, (n, 2))
+        wh = rng.uniform(0, 60, (n, 2)) * (rng.random((n, 1)) > 0.05)  # some zero-area boxes
+        boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        boxes[n // 2 :: 7] = boxes[0]  # exact duplicates
+        scores = np.round(rng.random(n), 2).astype(np.float32)  # ties
+        classes = rng.integers(0, 2, n)
+        ios = None if trial % 2 else 0.8
+        got = nms(Detections(boxes, scores, classes), 0.45, ios)
+
+        def area(b):
+            return np.float32(max(b[2] - b[0], 0)) * np.float32(max(b[3] - b[1], 0))
+
+        kept = []
+        for j in np.argsort(-scores, kind="stable"):
+            bj = boxes[j]
+            for i in kept:
+                bi = boxes[i]
+                w = min(bi[2], bj[2]) - max(bi[0], bj[0])
+                h = min(bi[3], bj[3]) - max(bi[1], bj[1])
+                inter = np.float32(max(w, 0)) * np.float32(max(h, 0))
+                iou = inter / max(area(bi) + area(bj) - inter, np.float32(1e-9))
+                small = inter / max(min(area(bi), area(bj)), np.float32(1e-9))
+                if classes[i] == classes[j] and (iou > 0.45 or (ios is not None and small > ios)):
+                    break
+            else:
+                kept.append(j)
+        assert np.array_equal(got.boxes, boxes[kept]) and np.array_equal(got.scores, scores[kept])
+        assert np.array_equal(got.classes, classes[kept])
+
+
 def test_tiles_cover_the_image():
     for length in (300, 416, 480, 720, 1712):
         starts = _tiles(length, 416, 64)

@@ -57,3 +57,14 @@ def test_object_embedding_colours_test_samples_by_score(tmp_path, saved):
     assert len(train.get_offsets()) == 50 and len(test.get_offsets()) == 8
     assert sorted(test.get_array().tolist()) == list(np.arange(8.0))
     assert ax.get_xlabel() == "PC 1" and ax.get_ylabel() == "PC 2"
+
+
+def test_principal_axes_are_the_leading_singular_vectors():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 40)) * np.linspace(5, 0.1, 40)  # distinct variances: unique axes
+    x = x @ np.linalg.qr(rng.normal(size=(40, 40)))[0]
+    x -= x.mean(0)
+    axes = plots.principal_axes(x, 2)
+    vt = np.linalg.svd(x, full_matrices=False)[2][:2].T
+    np.testing.assert_allclose(np.abs(axes.T @ vt), np.eye(2), atol=1e-8)
+    assert (axes[np.abs(axes).argmax(0), [0, 1]] > 0).all()  # signed: largest component positive

@@ -49,15 +49,21 @@ OVERRIDABLE_SECTIONS = ("detection", "tracking")
 DATASET_SECTIONS = (*OVERRIDABLE_SECTIONS, "evaluation")
 
 
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` through libyaml's parser where PyYAML has it (the same documents, 8x
+    faster: every job reads the schema)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_schema(path: Path | None = None) -> dict:
     if path is None or Path(path).resolve() == SCHEMA_PATH:
         return copy.deepcopy(_schema())
-    return yaml.safe_load(Path(path).read_text())
+    return load_yaml(Path(path).read_text())
 
 
 @lru_cache(maxsize=1)
 def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return load_yaml(SCHEMA_PATH.read_text())
 
 
 def _filling_defaults(validator_class):
@@ -170,7 +176,7 @@ def load_config(*paths: str | Path) -> dict:
     applied: a complete config to edit and hand to Snakemake, or to :func:`validate`."""
     config: dict = {}
     for path in paths or (SCHEMA_PATH.parents[1] / "config.yaml",):
-        config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
+        config = deep_merge(config, load_yaml(Path(path).read_text()) or {})
     return with_defaults(config)
 
 

@@ -266,6 +266,10 @@ def effective_entries(z: torch.Tensor, bank: torch.Tensor, tau: float, query_gro
     return torch.cat(out) if out else torch.zeros(0)
 
 
+#: the most query x bank products :func:`readout_temperature` keeps in memory (float32: 256 MB)
+PRODUCT_CACHE_ENTRIES = 64 * 1024 * 1024
+
+
 @torch.no_grad()
 def readout_temperature(z: torch.Tensor, bank: torch.Tensor, target: float, query_group: torch.Tensor | None = None,
                         bank_group: torch.Tensor | None = None, lo: float = 1e-4, hi: float = 10.0,
@@ -273,9 +277,19 @@ def readout_temperature(z: torch.Tensor, bank: torch.Tensor, target: float, quer
     """The read-out temperature at which the median query reads ``target`` effective entries
     (bisection on log tau; the effective number grows with tau). Uses no label of any kind."""
     target = float(target)
+    # the products z @ bank.T do not depend on tau: computed once where they fit in memory (then
+    # each step divides them by its tau, as _masked_logits does: the same numbers, not 40 products)
+    products = None
+    if len(z) * len(bank) <= PRODUCT_CACHE_ENTRIES:
+        products = _masked_logits(z, bank, 1.0, query_group, bank_group)
     for _ in range(iterations):
         mid = float(np.sqrt(lo * hi))
-        if float(effective_entries(z, bank, mid, query_group, bank_group).median()) > target:
+        if products is not None:
+            w = torch.softmax(products / mid, dim=1)
+            n_eff = 1.0 / (w * w).sum(1)
+        else:
+            n_eff = effective_entries(z, bank, mid, query_group, bank_group)
+        if float(n_eff.median()) > target:
             hi = mid
         else:
             lo = mid

@@ -56,12 +56,14 @@ def class_ids(names: list[str], key: str) -> np.ndarray:
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairwise intersection areas (N, M) of x1y1x2y2 boxes, and each side's areas."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    """Pairwise intersection areas (N, M) of x1y1x2y2 boxes, and each side's areas (width and
+    height as separate (N, M) arrays: no reduction over a length-2 axis, which costs more than the
+    products themselves)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
     return inter, area_a, area_b
 
 
@@ -84,11 +86,11 @@ def nms(det: Detections, iou: float, ios: float | None = None) -> Detections:
         return det
     order = np.argsort(-det.scores, kind="stable")
     det = det.select(order)
-    same = det.classes[:, None] == det.classes[None, :]
-    overlap = box_iou(det.boxes, det.boxes) > iou
+    inter, area, _ = _overlap(det.boxes, det.boxes)  # box_iou's and _box_ios's terms, computed once
+    overlap = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9) > iou
     if ios is not None:
-        overlap |= _box_ios(det.boxes, det.boxes) > ios
-    suppress = np.triu(overlap & same, k=1)
+        overlap |= inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9) > ios
+    suppress = np.triu(overlap & (det.classes[:, None] == det.classes[None, :]), k=1)
     keep = np.ones(len(det), bool)
     for i in range(len(det)):  # greedy: O(N) over boxes of one frame, rows are vectorised
         if keep[i]:
