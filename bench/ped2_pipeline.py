@@ -33,6 +33,7 @@ from pathlib import Path
 import h5py
 
 from hscvad.config import load_config  # noqa: E402
+from hscvad.jobs import CPU_PATTERN  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("detect_track", "appearance", "flow", "velocity", "scene", "scene_labels", "train_hsc", "score", "explain",
@@ -45,20 +46,32 @@ def stage_seconds(res: Path, stages=STAGES) -> dict[str, tuple[int, float]]:
 
 
 def stage_cpu(res: Path, stages=STAGES) -> dict[str, tuple[int, float, float, int]]:
-    """Per stage: jobs, summed wall seconds, summed CPU seconds (user + system, Snakemake's
-    ``cpu_time``) and the threads its jobs declared (from their logs' first line; 0 if unknown)."""
+    """Per stage: jobs, summed wall seconds (Snakemake's benchmark files), summed CPU seconds (user +
+    system) and the threads its jobs declared (from their logs' first line; 0 if unknown).
+
+    The CPU seconds are what each job's process reports on its log's last line (``hscvad.jobs``,
+    start-up included) where every job of the stage has that line; else Snakemake's ``cpu_time``,
+    which samples the job (every 0.5 s at first, then further apart) and misses what it used after
+    the last sample: all of a job shorter than the first interval, seconds of a longer one."""
     out = {}
     for stage in stages:
         files = list((res / "benchmarks" / stage).rglob("*.tsv"))
-        wall = cpu = 0.0
+        wall = sampled = 0.0
         for f in files:
             rows = list(csv.DictReader(f.open(), delimiter="\t"))
             wall += float(rows[-1]["s"])
-            cpu += float(rows[-1]["cpu_time"])
-        threads = 0
-        for log in sorted((res / "logs" / stage).rglob("*.log"))[:1]:
-            m = re.search(r"rule \w+, threads (\d+),", log.read_text(errors="replace"))
-            threads = int(m[1]) if m else 0
+            sampled += float(rows[-1]["cpu_time"])
+        logs = sorted((res / "logs" / stage).rglob("*.log"))
+        threads, reported = 0, []
+        for k, log in enumerate(logs):
+            text = log.read_text(errors="replace")
+            if k == 0:
+                m = re.search(r"rule \w+, threads (\d+),", text)
+                threads = int(m[1]) if m else 0
+            lines = CPU_PATTERN.findall(text)
+            if lines:
+                reported.append(sum(map(float, lines[-1])))
+        cpu = sum(reported) if files and len(reported) == len(files) else sampled
         out[stage] = (len(files), wall, cpu, threads)
     return out
 
@@ -74,6 +87,8 @@ def print_stage_cpu(res: Path, stages=STAGES, frames: int | None = None) -> None
         ratio = cpu / wall if wall else 0.0
         pf = f"{wall / frames:>9.3f}" if frames else ""
         print(f"{stage:<14}{n:>6}{wall:>14.1f}{cpu:>13.1f}{ratio:>10.2f}{threads or '-':>9}{pf}")
+    print("(cpu seconds: each job's own report on its log's last line; Snakemake's sampled cpu_time, which "
+          "undercounts, for a stage whose logs lack it)")
 
 
 def cpu_line(user: float, system: float, wall: float) -> str:

@@ -4,6 +4,7 @@ data or checkout. Each test that changes something works on its own copy of the 
 
 import json
 import shutil
+import sys
 
 import h5py
 import numpy as np
@@ -63,6 +64,19 @@ def test_a_run_writes_every_output_and_its_protocols(finished):
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
     assert rows["detect_track"][1] == "4"  # jobs of the stage
+    # every job's log ends with its process's CPU time, which the benchmarks add up per stage
+    from hscvad.jobs import CPU_PATTERN
+
+    for log in (res / "logs").rglob("*.log"):
+        found = CPU_PATTERN.findall(log.read_text())
+        assert len(found) == 1 and float(found[0][0]) > 0.05, log  # at least the interpreter's start-up
+    sys.path.insert(0, str(REPO / "bench"))
+    from ped2_pipeline import stage_cpu
+
+    jobs, wall, cpu, threads = stage_cpu(res, ("velocity",))["velocity"]
+    reported = sum(sum(map(float, CPU_PATTERN.findall(f.read_text())[0]))
+                   for f in (res / "logs" / "velocity").rglob("*.log"))
+    assert (jobs, threads) == (4, 1) and cpu == pytest.approx(reported) and 0 < cpu < 2 * wall
     assert not list(res.rglob("*.part"))
     assert sorted(p.name for p in (res / "plots" / "videos").glob("*.png")) == ["te0.png", "te1.png"]
 

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     wildcards = {k: getattr(args, k) for k in ("dataset", "split", "video") if getattr(args, k) is not None}
     job = Job(rule=args.rule, input=_named(args.input, "--input"), output=_named(args.output, "--output"),
               params=params, wildcards=SimpleNamespace(**wildcards), threads=args.threads, device=args.device,
-              log=args.log, extra=json.loads(args.extra))
+              log=args.log, extra=json.loads(args.extra), own_process=True)
     return run(job)
 
 

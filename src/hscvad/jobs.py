@@ -48,6 +48,10 @@ class Job:
     device: str = "auto"
     log: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other params of the rule (paths, listings)
+    #: the job is its process (a Snakemake job, ``hscvad run``): its log ends with the process's CPU
+    #: time, start-up included (Snakemake's benchmark files sample CPU time, and a job's last
+    #: seconds, or all of a short job, fall between their samples)
+    own_process: bool = False
 
     @property
     def runtime(self):
@@ -74,7 +78,20 @@ def from_snakemake(smk) -> Job:
     device = params.pop("device", "auto")
     return Job(rule=smk.rule, input=_files(smk.input), output=_files(smk.output), params=settings,
                wildcards=SimpleNamespace(**dict(smk.wildcards.items())), threads=int(smk.threads), device=device,
-               log=str(smk.log[0]) if len(smk.log) else None, extra=params)
+               log=str(smk.log[0]) if len(smk.log) else None, extra=params, own_process=True)
+
+
+#: the last line of the log of a job that is its own process (:attr:`Job.own_process`)
+CPU_LINE = "job CPU since its process started: user {user:.2f} s, system {system:.2f} s"
+CPU_PATTERN = re.compile(r"job CPU since its process started: user ([0-9.]+) s, system ([0-9.]+) s")
+
+
+def process_cpu() -> tuple[float, float]:
+    """User and system CPU seconds of this process (every thread) and of its finished children."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime
 
 
 @contextmanager
@@ -175,4 +192,8 @@ def run(job: Job) -> int:
             if console is not None:
                 print(f"{cause}\n  (traceback in {job.log})", file=console, flush=True)
             return 1
+        finally:
+            if job.own_process:
+                user, system = process_cpu()
+                log.info(CPU_LINE.format(user=user, system=system))
     return 0
