@@ -90,12 +90,26 @@ def videos(name, split):
     return names
 
 
+_MANIFESTS = {}
+
+
 def video_file(name, split, video):
     """What a per-video job reads: the manifest of its video file or frame folder (every file's name,
     size and digest; rewritten only when they change, hscvad.data.manifest), so a replaced video or
-    frame reruns exactly the jobs that read it, and a copy with the same bytes reruns nothing."""
-    path = dataset(name).path(split, video)
-    return write_manifest(path, f"results/{name}/manifests/{split}/{video}.tsv")
+    frame reruns exactly the jobs that read it, and a copy with the same bytes reruns nothing.
+
+    The first request of a split writes the manifests of all its videos: Snakemake lists a folder
+    once when it first checks a file in it and then answers from that listing, so a manifest written
+    into the folder after that check (the second of two videos given as targets) would be missing."""
+    if (name, split) not in _MANIFESTS:
+        ds = dataset(name)
+        _MANIFESTS[name, split] = {
+            v: write_manifest(ds.path(split, v), f"results/{name}/manifests/{split}/{v}.tsv")
+            for v in videos(name, split)
+        }
+    if video not in _MANIFESTS[name, split]:
+        return write_manifest(dataset(name).path(split, video), f"results/{name}/manifests/{split}/{video}.tsv")
+    return _MANIFESTS[name, split][video]
 
 
 def video_input(wildcards):

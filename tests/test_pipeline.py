@@ -81,6 +81,18 @@ def test_a_run_writes_every_output_and_its_protocols(finished):
     assert sorted(p.name for p in (res / "plots" / "videos").glob("*.png")) == ["te0.png", "te1.png"]
 
 
+def test_several_videos_of_a_split_as_targets_on_a_fresh_folder(tmp_path):
+    """Per-video outputs of two videos of one split, asked for by name before anything exists: each
+    job's manifest is there when Snakemake checks its inputs (it lists a folder once, at its first
+    check, so the split's manifests are all written at the first request)."""
+    cfg = synthetic_config(tmp_path)
+    targets = [f"results/syn/tracks/{s}/{v}.h5" for s, v in (("train", "tr0"), ("train", "tr1"), ("test", "te0"))]
+    out = run(tmp_path, cfg, "-n", "--", *targets).stdout
+    assert planned_jobs(out) == {"detect_track": 3}
+    assert sorted(p.name for p in (tmp_path / "results" / "syn" / "manifests" / "train").glob("*.tsv")) == \
+        ["tr0.tsv", "tr1.tsv"]
+
+
 def test_a_second_run_plans_nothing(finished):
     tmp, cfg = finished
     r = run(tmp, cfg, "-n", TARGET)
