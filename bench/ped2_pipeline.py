@@ -51,8 +51,8 @@ def stage_cpu(res: Path, stages=STAGES) -> dict[str, tuple[int, float, float, in
 
     The CPU seconds are what each job's process reports on its log's last line (``hscvad.jobs``,
     start-up included) where every job of the stage has that line; else Snakemake's ``cpu_time``,
-    which samples the job (every 0.5 s at first, then further apart) and misses what it used after
-    the last sample: all of a job shorter than the first interval, seconds of a longer one."""
+    which samples the job (every 0.5 s for about 15 s, then every 30 s) and misses what it used
+    after the last sample: all of a job shorter than half a second, up to 30 s of a longer one."""
     out = {}
     for stage in stages:
         files = list((res / "benchmarks" / stage).rglob("*.tsv"))
