@@ -64,6 +64,7 @@ def test_a_run_writes_every_output_and_its_protocols(finished):
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
     assert rows["detect_track"][1] == "4"  # jobs of the stage
+    assert float(rows["velocity"][5]) > 0  # CPU seconds as the jobs reported them (sampled: often 0)
     # every job's log ends with its process's CPU time, which the benchmarks add up per stage
     from hscvad.jobs import CPU_PATTERN
 

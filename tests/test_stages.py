@@ -175,6 +175,24 @@ def test_run_summary_counts_the_jobs_of_the_current_shard_setting(tmp_path):
     assert sharded["train_hsc"]["jobs"] == per_video["train_hsc"]["jobs"] == 1
 
 
+def test_run_summary_takes_each_jobs_own_cpu_report_over_snakemakes_sample(tmp_path):
+    from hscvad.jobs import CPU_LINE
+    from hscvad.stages.summarise_run import summarise
+
+    for rel, sampled in (("velocity/test/01", 0.0), ("velocity/test/02", 0.0), ("train_hsc/all", 200.0)):
+        tsv = tmp_path / "benchmarks" / f"{rel}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n0.3\t0:00:00\t100.0\t{sampled}\n")
+    for rel, user, system in (("velocity/test/01", 0.20, 0.02), ("velocity/test/02", 0.25, 0.03)):
+        log = tmp_path / "logs" / f"{rel}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cpu = CPU_LINE.format(user=user, system=system)
+        log.write_text(f"INFO rule velocity, threads 1, params {{}}\nINFO {cpu}\n")
+    rows = {r["stage"]: r for r in summarise(tmp_path / "benchmarks")}
+    assert rows["velocity"]["cpu_s_total"] == pytest.approx(0.50)  # Snakemake's samples said 0
+    assert rows["train_hsc"]["cpu_s_total"] == 200.0  # no report in a log: the sampled figure
+
+
 def test_video_without_any_detection_gives_empty_but_valid_outputs(tmp_path):
     ds = _folder_ds(tmp_path)
     t, o = tmp_path / "t.h5", tmp_path / "o.h5"

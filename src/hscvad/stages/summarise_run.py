@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..evaluation import plots
 from ..h5store import atomic_path
+from ..jobs import CPU_PATTERN
 
 #: the run's benchmark files are its input; which of them count follows `shards` (the rule's
 #: params.shards, computed in rules/shards.smk), no other setting changes its result
@@ -37,18 +38,32 @@ def _current(stage_dir: Path, shards: dict[str, list[str]]) -> list[Path]:
     return [t for t in sorted(stage_dir.rglob("*.tsv")) if t.relative_to(stage_dir).parts[0] != "shards"]
 
 
+def _job_cpu(log_file: Path) -> float | None:
+    """User + system CPU seconds a job reported on its log's last line (hscvad.jobs), if it did."""
+    try:
+        found = CPU_PATTERN.findall(log_file.read_text(errors="replace"))
+    except OSError:
+        return None
+    return sum(map(float, found[-1])) if found else None
+
+
 def summarise(bench_dir: Path, shards: dict[str, list[str]] | None = None) -> list[dict]:
     """Per stage (the first folder below ``bench_dir``): jobs, wall-clock and CPU seconds, peak RSS.
+    A job's CPU seconds are what it reported on its log's last line (the ``logs`` folder beside
+    ``bench_dir``, same layout), else Snakemake's ``cpu_time``, which samples the job and misses
+    what it used after the last sample.
 
     shards: per stage run in shards, the names of its shards' benchmark files (see _current)."""
     rows = []
+    logs = Path(bench_dir).parent / "logs"
     for stage_dir in sorted(p for p in Path(bench_dir).iterdir() if p.is_dir()):
         walls, cpus, rss = [], [], []
         for tsv in _current(stage_dir, shards or {}):
+            reported = _job_cpu(logs / tsv.relative_to(bench_dir).with_suffix(".log"))
             with open(tsv, newline="") as fh:
                 for rec in csv.DictReader(fh, delimiter="\t"):
                     walls.append(_num(rec.get("s")))
-                    cpus.append(_num(rec.get("cpu_time")))
+                    cpus.append(reported if reported is not None else _num(rec.get("cpu_time")))
                     rss.append(_num(rec.get("max_rss")))
         if not walls:
             continue
