@@ -33,7 +33,7 @@ from pathlib import Path
 import h5py
 
 from hscvad.config import load_config  # noqa: E402
-from hscvad.jobs import CPU_PATTERN  # noqa: E402
+from hscvad.jobs import reported_cpu  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("detect_track", "appearance", "flow", "velocity", "scene", "scene_labels", "train_hsc", "score", "explain",
@@ -57,21 +57,17 @@ def stage_cpu(res: Path, stages=STAGES) -> dict[str, tuple[int, float, float, in
     for stage in stages:
         files = list((res / "benchmarks" / stage).rglob("*.tsv"))
         wall = sampled = 0.0
+        reported = []
         for f in files:
             rows = list(csv.DictReader(f.open(), delimiter="\t"))
             wall += float(rows[-1]["s"])
             sampled += float(rows[-1]["cpu_time"])
-        logs = sorted((res / "logs" / stage).rglob("*.log"))
-        threads, reported = 0, []
-        for k, log in enumerate(logs):
-            text = log.read_text(errors="replace")
-            if k == 0:
-                m = re.search(r"rule \w+, threads (\d+),", text)
-                threads = int(m[1]) if m else 0
-            lines = CPU_PATTERN.findall(text)
-            if lines:
-                reported.append(sum(map(float, lines[-1])))
-        cpu = sum(reported) if files and len(reported) == len(files) else sampled
+            reported.append(reported_cpu(res / "logs" / f.relative_to(res / "benchmarks").with_suffix(".log")))
+        cpu = sum(reported) if files and None not in reported else sampled
+        threads = 0
+        for log in sorted((res / "logs" / stage).rglob("*.log"))[:1]:
+            m = re.search(r"rule \w+, threads (\d+),", log.read_text(errors="replace"))
+            threads = int(m[1]) if m else 0
         out[stage] = (len(files), wall, cpu, threads)
     return out
 

@@ -86,6 +86,16 @@ CPU_LINE = "job CPU since its process started: user {user:.2f} s, system {system
 CPU_PATTERN = re.compile(r"job CPU since its process started: user ([0-9.]+) s, system ([0-9.]+) s")
 
 
+def reported_cpu(log_file: str | Path) -> float | None:
+    """User + system CPU seconds a job reported on its log's last line (:data:`CPU_LINE`); None for
+    a log without that line or no log."""
+    try:
+        found = CPU_PATTERN.findall(Path(log_file).read_text(errors="replace"))
+    except OSError:
+        return None
+    return sum(map(float, found[-1])) if found else None
+
+
 def process_cpu() -> tuple[float, float]:
     """User and system CPU seconds of this process (every thread) and of its finished children."""
     import resource

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..evaluation import plots
 from ..h5store import atomic_path
-from ..jobs import CPU_PATTERN
+from ..jobs import reported_cpu
 
 #: the run's benchmark files are its input; which of them count follows `shards` (the rule's
 #: params.shards, computed in rules/shards.smk), no other setting changes its result
@@ -38,15 +38,6 @@ def _current(stage_dir: Path, shards: dict[str, list[str]]) -> list[Path]:
     return [t for t in sorted(stage_dir.rglob("*.tsv")) if t.relative_to(stage_dir).parts[0] != "shards"]
 
 
-def _job_cpu(log_file: Path) -> float | None:
-    """User + system CPU seconds a job reported on its log's last line (hscvad.jobs), if it did."""
-    try:
-        found = CPU_PATTERN.findall(log_file.read_text(errors="replace"))
-    except OSError:
-        return None
-    return sum(map(float, found[-1])) if found else None
-
-
 def summarise(bench_dir: Path, shards: dict[str, list[str]] | None = None) -> list[dict]:
     """Per stage (the first folder below ``bench_dir``): jobs, wall-clock and CPU seconds, peak RSS.
     A job's CPU seconds are what it reported on its log's last line (the ``logs`` folder beside
@@ -59,7 +50,7 @@ def summarise(bench_dir: Path, shards: dict[str, list[str]] | None = None) -> li
     for stage_dir in sorted(p for p in Path(bench_dir).iterdir() if p.is_dir()):
         walls, cpus, rss = [], [], []
         for tsv in _current(stage_dir, shards or {}):
-            reported = _job_cpu(logs / tsv.relative_to(bench_dir).with_suffix(".log"))
+            reported = reported_cpu(logs / tsv.relative_to(bench_dir).with_suffix(".log"))
             with open(tsv, newline="") as fh:
                 for rec in csv.DictReader(fh, delimiter="\t"):
                     walls.append(_num(rec.get("s")))
