@@ -36,9 +36,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hscvad.config import load_schema, stage_params, validate  # noqa: E402
 from hscvad.data import build_dataset  # noqa: E402
-from hscvad.evaluation.localisation import box_mask_overlap  # noqa: E402
+from hscvad.evaluation.localisation import object_mask_overlap  # noqa: E402
 from hscvad.evaluation.protocols import micro_auc, strict_protocol  # noqa: E402
 from hscvad.features import load_samples  # noqa: E402
+from hscvad.h5store import read_arrays  # noqa: E402
 from hscvad.models.registry import Runtime  # noqa: E402
 from hscvad.stages import appearance as appearance_stage  # noqa: E402
 from hscvad.stages.score import clip_max, nn_distance  # noqa: E402
@@ -103,7 +104,9 @@ def measure(name: str, dataset: str, cfg: dict, results: Path, work: Path) -> di
         sel = test.video == i
         masks = ds.pixel_masks(v)
         if masks is not None:
-            overlap[sel] = box_mask_overlap(masks, T, test.clip[sel], test.box[sel])
+            rows, _ = read_arrays(results / "tracks" / "test" / f"{v}.h5", "tracks")
+            overlap[sel] = object_mask_overlap(masks, T, rows["frame"], rows["track_id"], rows["box"],
+                                               test.clip[sel], test.track[sel])
         ca = np.zeros(-(-int(n) // T), bool)
         np.logical_or.at(ca, np.arange(int(n)) // T, y)
         clip_abn[sel] = ca[test.clip[sel]]

@@ -4,7 +4,13 @@ regions and tracks from masks, and object overlap with the annotated anomaly."""
 import numpy as np
 import pytest
 
-from hscvad.evaluation.localisation import box_mask_overlap, link_tracks, mask_regions, rbdc_tbdc
+from hscvad.evaluation.localisation import (
+    frame_box_overlap,
+    link_tracks,
+    mask_regions,
+    object_mask_overlap,
+    rbdc_tbdc,
+)
 
 BOX = [10.0, 10.0, 20.0, 20.0]
 
@@ -86,9 +92,33 @@ def test_regions_and_tracks_from_masks():
     assert t[0] == t[a1] and t[b1] != t[0] and t[3] not in (t[0], t[b1])
 
 
-def test_box_overlap_with_the_clip_union_of_masks():
+def test_box_overlap_with_the_mask_of_its_own_frame():
     m = np.zeros((4, 30, 30), bool)
-    m[1, 0:10, 0:10] = True  # clip 0 (frames 0-1) with clip_length 2
-    boxes = np.array([[0, 0, 10, 10], [0, 0, 20, 10], [20, 20, 30, 30], [0, 0, 10, 10]], float)
-    got = box_mask_overlap(m, 2, np.array([0, 0, 0, 1]), boxes)
-    np.testing.assert_allclose(got, [1.0, 0.5, 0.0, 0.0])
+    m[1, 0:10, 0:10] = True
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 20, 10], [0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]], float)
+    got = frame_box_overlap(m, np.array([1, 1, 0, 1, 3]), boxes, chunk=1)
+    np.testing.assert_allclose(got, [1.0, 0.5, 0.0, 0.0, 0.0])  # frame 0's box is where frame 1's mask is
+    # a box against a mask covering all but one of its pixels
+    m[3, :, :] = True
+    m[3, 29, 29] = False
+    np.testing.assert_allclose(frame_box_overlap(m, np.array([3]), np.array([[20.0, 20, 30, 30]])), [0.99])
+    with pytest.raises(ValueError, match="outside the 4 frames"):
+        frame_box_overlap(m, np.array([4]), boxes[:1])
+
+
+def test_a_walker_passed_by_a_cyclist_is_not_an_abnormal_object():
+    """Over a 4-frame clip the cyclist's masks sweep along its path; the walker stands on that path,
+    never under the mask of its own frame. The union of the clip's masks would cover its box."""
+    m = np.zeros((4, 20, 60), bool)
+    for t in range(4):
+        m[t, 5:15, 10 * t : 10 * t + 10] = True  # the cyclist, one box width per frame
+    frame = np.r_[np.arange(4), np.arange(4), np.arange(4)]
+    track = np.repeat([7, 3, 5], 4)
+    box = np.r_[[[10.0 * t, 5, 10.0 * t + 10, 15] for t in range(4)],  # 7: the cyclist itself
+                [[30.0, 5, 40, 15]] * 4,  # 3: a walker standing where the cyclist is at frame 3
+                [[50.0, 5, 60, 15]] * 4]  # 5: a walker beyond the cyclist's path
+    got = object_mask_overlap(m, 4, frame, track, box, np.array([0, 0, 0, 1]), np.array([7, 3, 5, 7]))
+    np.testing.assert_allclose(got, [1.0, 0.25, 0.0, 0.0])  # object (clip 1, track 7) has no box: 0
+    union = m.any(0)
+    assert union[5:15, 30:40].all()  # the clip union would cover the walker's box entirely
+

@@ -194,7 +194,8 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         ok = np.isfinite(sc)
         det_f.append(arr["frame"][ok].astype(np.int64) + offset), det_b.append(arr["box"][ok]), det_s.append(sc[ok])
         sel = table.video == i
-        overlap[sel] = LOC.box_mask_overlap(masks, T, table.clip[sel], table.box[sel])
+        overlap[sel] = LOC.object_mask_overlap(masks, T, arr["frame"], arr["track_id"], arr["box"], table.clip[sel],
+                                               table.track[sel])
         clip_abn = np.zeros(-(-int(n) // T), bool)
         np.logical_or.at(clip_abn, np.arange(int(n)) // T, labels[i].astype(bool))
         covered = np.zeros_like(clip_abn)
@@ -237,17 +238,19 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
                         "tracks link overlapping regions of consecutive frames",
         "parse_coverage": n_covered / n_abn_clips if n_abn_clips else None,
         "n_abnormal_clips": n_abn_clips, "n_abnormal_clips_covered": n_covered,
-        "parse_coverage_definition": f"share of clips holding an abnormal frame in which some parsed object's mean "
-                                     f"box is covered >= {thr:g} by the union of the clip's anomaly masks",
+        "parse_coverage_definition": f"share of clips holding an abnormal frame in which some parsed object's boxes "
+                                     f"are covered >= {thr:g} by their own frames' anomaly masks (mean over the "
+                                     "object's frames in the clip)",
         "object_auc": obj,
-        "object_auc_definition": f"per stream, objects whose mean box is covered >= {thr:g} by the clip's anomaly "
-                                 "masks (positive) vs objects in clips without an abnormal frame (negative); "
+        "object_auc_definition": f"per stream, objects whose boxes are covered >= {thr:g} by their own frames' "
+                                 "anomaly masks (mean over the object's frames in its clip; positive) vs objects in "
+                                 "clips without an abnormal frame (negative); "
                                  "hsc: the stream's score; knn_1: squared distance to the nearest training sample "
                                  "over the same autoencoder inputs (diagnostic baseline)",
         "object_rank_per_video": ranks,
-        "object_rank_definition": f"per test video, its abnormal objects (mean box covered >= {thr:g} by the "
-                                  "clip's anomaly masks) against its objects no anomaly mask touches, by fused "
-                                  "score: the share above the normal objects' median, and the abnormal objects' "
+        "object_rank_definition": f"per test video, its abnormal objects (boxes covered >= {thr:g} by their own "
+                                  "frames' anomaly masks) against its objects no mask of their frames touches, by "
+                                  "fused score: the share above the normal objects' median, and the abnormal objects' "
                                   "median percentile among the normal ones",
     }
 
