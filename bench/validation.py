@@ -1,6 +1,6 @@
 """The label-free validation score of finished runs: no test video, no test label is read.
 
-    python bench/validation.py results/ped2 [NAME=results_folder ...] [--seed 0]
+    python bench/validation.py results/ped2 [NAME=results_folder ...] [--seed 0] [--track-window 0 1 2]
 
 For each run (a ``results/<dataset>`` folder of a run with the velocity stream), synthetic anomalies
 are made from its training tracks (``fast``: twice the speed; ``rush``: four times; ``glide``: a
@@ -21,7 +21,17 @@ leave-one-video-out, as the score stage scores its training samples. Printed per
 - ``validation``: the mean of the ``fast`` and ``glide`` clip AUCs, the single figure the gait
   columns were chosen by; ``validation (frames)``: the frame AUC with all three kinds in turn in the
   same videos (subtle anomalies beside extreme ones, as on a test set, which is where a score's
-  spill-over onto its neighbours shows).
+  spill-over onto its neighbours shows);
+- anomalies that last, the same frame AUC with one object altered over a stretch of its track:
+  ``validation (runs)``, two consecutive clips of one track (an object that misbehaves for a while,
+  normal before and after); ``validation (tracks)``, whole tracks (a rider is a rider for as long as
+  it is in view). Spans of about a fifth of each video's clips, kept apart; positives are the
+  altered spans' frames.
+
+``--track-window`` scores the frame figures with ``evaluation.track_window`` averaging (each
+object's score, and each training score that calibrates it, averaged along its track), one row per
+window; the object and clip AUCs are each clip's own scores. Averaging along tracks dilutes an
+anomaly shorter than the window and steadies one that lasts: the three frame figures show both.
 
 ``--calibration`` as ``evaluation.calibration``: ``tail`` (the default), ``crowd`` (each stream's tail
 surprise corrected for the number of objects the stream scored in the sample's clip) or ``none``
@@ -50,12 +60,20 @@ def _videos(f, key):
     return [v.decode() if isinstance(v, bytes) else v for v in f[key][()]]
 
 
-def validate(results: Path, seed: int, calibration: str = "tail", sigma: float = 6.0) -> dict:
+def validate(results: Path, seed: int, calibration: str = "tail", sigma: float = 6.0, track_window: int = 0) -> dict:
     import h5py
 
-    from hscvad.evaluation.objects import object_keys
+    from hscvad.evaluation.objects import object_keys, track_mean
     from hscvad.evaluation.protocols import crowd_surprise, tail_surprise
-    from hscvad.evaluation.validation import KINDS, clip_auc, frame_auc, roc_auc, synthetic_rows
+    from hscvad.evaluation.validation import (
+        KINDS,
+        clip_auc,
+        clip_events,
+        event_frame_auc,
+        roc_auc,
+        synthetic_rows,
+        track_events,
+    )
     from hscvad.features import load_samples
     from hscvad.h5store import read_arrays
     from hscvad.hsc.train import load_checkpoint, model_input, score_samples
@@ -140,13 +158,25 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
         raise SystemExit(f"{results}: rescoring the unaltered training samples does not reproduce train_score "
                          f"(max diff {np.abs(rebuilt - ref['train_score']).max():.3g})")
 
+    window = int(track_window)
+
+    def along_tracks(x):  # evaluation.track_window, over the velocity stream's samples
+        return track_mean(x, train.video, train.track, train.clip, window)
+
     clip_id = (train.video.astype(np.int64) << 32) | train.clip
     _, clip_inv = np.unique(clip_id, return_inverse=True)
     # each stream's objects per clip (evaluation.calibration: crowd)
     crowd_n = {s: np.bincount(clip_inv, np.isfinite(aligned[s]))[clip_inv] for s in streams}
 
-    def standardised(s, x):  # calibrated (evaluation.calibration), then the strict protocol's standardisation
-        tr = per[s]["train_score"].astype(np.float64)
+    # each stream's training scores averaged along tracks as evaluate averages them: the reference
+    # that calibrates and standardises scores averaged the same way
+    reference = {s: track_mean(per[s]["train_score"], per[s]["train_video"], per[s]["train_track"],
+                               per[s]["train_clip"], window) for s in streams}
+
+    def standardised(s, x, along=False):
+        """Calibrated (evaluation.calibration), then the strict protocol's standardisation, against the
+        stream's training scores in their clips, or ``along`` tracks (for scores averaged the same way)."""
+        tr = reference[s] if along else per[s]["train_score"].astype(np.float64)
         if calibration == "none":
             return (x - tr.mean()) / (tr.std() or 1.0)
         c_tr = tail_surprise(tr, tr)
@@ -158,22 +188,19 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     normal = {s: standardised(s, aligned[s]) for s in streams}
     fused = np.nanmean([normal[s] for s in streams], 0)
     out = {"n_normal": int(len(fused)), "n_moving": int(moving.sum()), "kinds": {}}
-    all_syn = []
+    raw_syn = []
     for kind in KINDS:
         syn_v = vscore(feats[kind])
+        raw_syn.append(syn_v)
         syn = {s: normal[s] for s in streams}
         syn["velocity"] = standardised("velocity", syn_v)
         syn_fused = np.nanmean([syn[s] for s in streams], 0)
-        all_syn.append(syn_fused)
         c_auc, n_pos = clip_auc(fused, syn_fused, moving, clip_id, seed)
-        f_auc, n_events = frame_auc(fused, syn_fused, moving, train.video, train.clip, train.n_frames,
-                                    train.clip_length, sigma, seed)
         out["kinds"][kind] = {
             "k": KINDS[kind],
             "object_auc_velocity": roc_auc(syn_v[moving], ref["train_score"]),
             "object_auc_fused": roc_auc(syn_fused[moving], fused),
-            "clip_auc_fused": c_auc, "n_positive_clips": n_pos,
-            "frame_auc_fused": f_auc, "n_altered_event_clips": n_events}
+            "clip_auc_fused": c_auc, "n_positive_clips": n_pos}
     # per held-out normal video: share of its clips above the pooled 99th percentile of clip scores
     uniq, inv = np.unique(clip_id, return_inverse=True)
     cmax = np.full(len(uniq), -np.inf)
@@ -184,9 +211,35 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     out["normal_tail_share"] = {"min": float(share.min()), "max": float(share.max()),
                                 "worst_video": train_videos[int(share.argmax())]}
     out["validation"] = float(np.mean([r["clip_auc_fused"] for k, r in out["kinds"].items() if k != "rush"]))
-    # all kinds in turn in the same videos: subtle anomalies beside extreme ones
-    out["validation_frames"], _ = frame_auc(fused, np.stack(all_syn), moving, train.video, train.clip,
-                                            train.n_frames, train.clip_length, sigma, seed)
+    # the frame figures: the events' samples altered (all kinds in turn in the same videos: subtle
+    # anomalies beside extreme ones), every stream's scores averaged along tracks as the score stage
+    # does, calibrated, fused, a clip's highest score, smoothed
+    raw_syn = np.stack(raw_syn)
+
+    def event_auc(chosen, kind, positive):
+        fused_scores = []
+        for s in streams:
+            x = np.array(aligned[s], np.float64, copy=True)
+            if s == "velocity":
+                x[chosen] = raw_syn[kind, chosen]
+            fused_scores.append(standardised(s, along_tracks(x), along=True))
+        f = np.nanmean(fused_scores, 0)
+        return event_frame_auc(f, train.video, train.clip, train.n_frames, train.clip_length, positive, sigma,
+                               floor=float(min(np.nanmin(f), np.nanmin(fused))))
+
+    n_kinds = len(KINDS)
+    events = clip_events(moving, train.video, train.clip, train.n_frames, train.clip_length, seed, n_kinds=n_kinds)
+    out["validation_frames"] = event_auc(*events)
+    for i, kind in enumerate(KINDS):  # each kind alone, in every event
+        out["kinds"][kind]["frame_auc_fused"] = event_auc(events[0], np.full(len(events[0]), i), events[2])
+    tracks = track_events(moving, train.video, train.track, train.clip, train.n_frames, train.clip_length, seed,
+                          n_kinds=n_kinds)
+    out["validation_tracks"] = event_auc(*tracks)
+    runs = track_events(moving, train.video, train.track, train.clip, train.n_frames, train.clip_length, seed,
+                        n_kinds=n_kinds, run=2)
+    out["validation_runs"] = event_auc(*runs)
+    out["n_altered_tracks_samples"] = int(len(tracks[0]))
+    out["track_window"] = window
     return out
 
 
@@ -198,6 +251,9 @@ def main() -> None:
                     help="each stream's scores before fusion, as evaluation.calibration (default tail)")
     ap.add_argument("--sigma", type=float, default=6.0,
                     help="the frame figure's smoothing in frames, as evaluation.strict.sigma (Ped2: 6)")
+    ap.add_argument("--track-window", type=int, nargs="+", metavar="W", default=[0],
+                    help="score each run with these evaluation.track_window values in turn (default 0), one row "
+                         "each: the scores are averaged along tracks after the fact, nothing retrained")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     a = ap.parse_args()
     from hscvad.denormals import flush_denormals
@@ -206,20 +262,25 @@ def main() -> None:
     rows = {}
     for r in a.runs:
         name, _, folder = r.rpartition("=")
-        rows[name or folder] = validate(Path(folder), a.seed, a.calibration, a.sigma)
+        for w in a.track_window:
+            label = (name or folder) + (f" (track_window {w})" if len(a.track_window) > 1 or w else "")
+            rows[label] = validate(Path(folder), a.seed, a.calibration, a.sigma, w)
     kinds = list(next(iter(rows.values()))["kinds"])
     head = " | ".join(f"{k}: object AUC velocity / fused, clip / frame AUC" for k in kinds)
-    print(f"| run | {head} | normal videos' tail share min / max | validation (clips) | validation (frames) |")
-    print("|---|" + "---|" * len(kinds) + "---|---|---|")
+    print(f"| run | {head} | normal videos' tail share min / max | validation (clips) | validation (frames) | "
+          "validation (runs) | validation (tracks) |")
+    print("|---|" + "---|" * len(kinds) + "---|---|---|---|---|")
     for name, o in rows.items():
         cells = " | ".join(f"{o['kinds'][k]['object_auc_velocity']:.3f} / {o['kinds'][k]['object_auc_fused']:.3f}, "
                            f"{o['kinds'][k]['clip_auc_fused']:.3f} / {o['kinds'][k]['frame_auc_fused']:.3f}"
                            for k in kinds)
         t = o["normal_tail_share"]
         print(f"| {name} | {cells} | {t['min']:.3f} / {t['max']:.3f} ({t['worst_video']}) | {o['validation']:.4f} | "
-              f"{o['validation_frames']:.4f} |")
-    print(f"(calibration {a.calibration}; {next(iter(rows.values()))['n_normal']} held-out normal samples, "
-          f"{next(iter(rows.values()))['n_moving']} moving ones altered; no test label read)")
+              f"{o['validation_frames']:.4f} | {o['validation_runs']:.4f} | {o['validation_tracks']:.4f} |")
+    first = next(iter(rows.values()))
+    print(f"(calibration {a.calibration}; {first['n_normal']} held-out normal samples, {first['n_moving']} moving "
+          f"ones altered; {first['n_altered_tracks_samples']} samples in whole altered tracks; object and clip AUCs "
+          "from each clip's own score, frame figures after the run's averaging along tracks; no test label read)")
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
 

@@ -1,5 +1,6 @@
 """AUC metrics against scikit-learn and the two evaluation protocols (docs/method.md §5, §8)."""
 
+import json
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from hscvad.evaluation import protocols as P
+from hscvad.evaluation.objects import track_mean
 from hscvad.stages.score import clip_max
 
 
@@ -228,3 +230,82 @@ def test_calibrated_object_table_bounds_an_extreme_object_and_keeps_the_order(tm
     assert np.allclose(cal.fused, cal.z.mean(1))
     with pytest.raises(ValueError, match="calibration must be none or tail"):
         load_objects(str(path), "rank")
+
+
+def test_track_mean_averages_a_tracks_clip_scores_within_the_window():
+    # video 0: track 5 in clips 0-3 (clip 2 missing: clip 4), track 9 in clip 1; video 1: track 5 in clip 1
+    video = np.array([0, 0, 0, 0, 0, 1])
+    track = np.array([5, 5, 9, 5, 5, 5])
+    clip = np.array([0, 1, 1, 3, 4, 1])
+    s = np.array([1.0, 3.0, 100.0, 5.0, 7.0, 50.0])
+    np.testing.assert_array_equal(track_mean(s, video, track, clip, 0), s)
+    # window 1: clip 0 <- (1, 3); clip 1 <- (1, 3) (clip 2 absent); clip 3 <- (5, 7); clip 4 <- (5, 7)
+    np.testing.assert_allclose(track_mean(s, video, track, clip, 1), [2.0, 2.0, 100.0, 6.0, 6.0, 50.0])
+    # window 2: clip 1 reaches clip 3, clip 0 does not; other tracks and videos never mix in
+    np.testing.assert_allclose(track_mean(s, video, track, clip, 2), [2.0, 3.0, 100.0, 5.0, 6.0, 50.0])
+    # the input order does not matter
+    p = np.array([4, 2, 0, 5, 1, 3])
+    want = np.array([2.0, 3.0, 100.0, 5.0, 6.0, 50.0])
+    np.testing.assert_allclose(track_mean(s[p], video[p], track[p], clip[p], 2), want[p])
+    # NaN stays NaN and is left out of its neighbours' means
+    n = s.copy()
+    n[1] = np.nan
+    got = track_mean(n, video, track, clip, 1)
+    assert np.isnan(got[1]) and got[0] == 1.0 and got[3] == 6.0
+    with pytest.raises(ValueError, match="two samples of one track in one clip"):
+        track_mean(s[:2], np.zeros(2), np.array([5, 5]), np.array([1, 1]), 1)
+    with pytest.raises(ValueError, match="evaluation.track_window"):
+        track_mean(s, video, track, clip, -1)
+
+
+def test_track_mean_keeps_a_lasting_anomaly_and_quiets_one_clip_of_noise():
+    """A rider scored high in four clips of five but low in one keeps a high score there; a walker
+    with one noisy clip among ordinary ones no longer outranks the rider's lowest clip."""
+    clip = np.arange(5)
+    rider = np.array([9.0, 8.0, 2.0, 9.0, 8.0])
+    walker = np.array([1.0, 1.0, 7.0, 1.0, 1.0])
+    s = np.r_[rider, walker]
+    video, track, clips = np.zeros(10), np.repeat([1, 2], 5), np.r_[clip, clip]
+    before_rider, before_walker = s[2], s[7]
+    got = track_mean(s, video, track, clips, 1)
+    assert before_walker > before_rider and got[2] > got[7]
+
+
+def test_scores_averaged_along_tracks_reach_frames_objects_and_their_training_statistics(tmp_path):
+    """evaluation.track_window: read_scores (the protocols' input) and load_objects (object-level
+    figures, explanations) average every test and training score along its track; frames take their
+    clip's highest average; the training statistics are those of the averaged training scores."""
+    from hscvad.evaluation.objects import load_objects, score_stats
+    from hscvad.h5store import write_store
+    from hscvad.stages.evaluate import read_scores
+
+    path = tmp_path / "scores.h5"
+    test_score = np.array([10.0, 1.0, 1.0, 1.0, 4.0], np.float32)  # track 1 in clips 0-2, track 2 in clips 0-1
+    with write_store(path, "scores", {"streams": ["a"]}) as f:
+        f["videos"] = np.array([b"v"])
+        f["n_frames"] = np.array([12])
+        f.attrs["clip_length"] = 4
+        f.attrs["train_stats"] = json.dumps({"a": score_stats(np.array([1.0, 2.0, 3.0, 6.0], np.float32))})
+        g = f.create_group("a")
+        g["train_score"] = np.array([1.0, 2.0, 3.0, 6.0], np.float32)
+        for k, v in (("train_video", [0, 0, 1, 1]), ("train_clip", [0, 1, 0, 2]), ("train_track", [7, 7, 7, 7])):
+            g[k] = np.array(v, np.int32)
+        g["test_score"] = test_score
+        for k, v in (("test_video", [0] * 5), ("test_clip", [0, 1, 2, 0, 1]), ("test_track", [1, 1, 1, 2, 2])):
+            g[k] = np.array(v, np.int32)
+        g["test_box"] = np.zeros((5, 4), np.float32)
+        g["test_class"] = np.zeros(5, np.int16)
+        g["test_knn_score"] = test_score
+        g["frame_score"] = clip_max(test_score, np.zeros(5, np.int64), np.array([0, 1, 2, 0, 1]), np.array([12]), 4)
+    *_, raw0, train0, stats0, _ = read_scores(str(path), 0)
+    np.testing.assert_allclose(raw0["a"][0], np.repeat([10.0, 4.0, 1.0], 4))
+    *_, raw1, train1, stats1, _ = read_scores(str(path), 1)
+    # track 1: (10+1)/2, (10+1+1)/3, (1+1)/2; track 2: (1+4)/2 twice; frames: each clip's highest
+    np.testing.assert_allclose(raw1["a"][0], np.repeat([5.5, 4.0, 1.0], 4))
+    np.testing.assert_allclose(train1["a"], [1.5, 1.5, 3.0, 6.0])  # video 1's clips 0 and 2 are not adjacent
+    assert stats1["a"]["mean"] == pytest.approx(3.0) and stats0["a"]["mean"] == pytest.approx(3.0)
+    assert stats1["a"]["std"] < stats0["a"]["std"]
+    table = load_objects(str(path), "none", 1)
+    np.testing.assert_allclose(np.sort(table.raw[:, 0]), np.sort([5.5, 4.0, 1.0, 2.5, 2.5]))
+    np.testing.assert_allclose(np.sort(table.knn[:, 0]), np.sort(table.raw[:, 0]))
+    np.testing.assert_allclose(table.z[:, 0], (table.raw[:, 0] - 3.0) / stats1["a"]["std"], rtol=1e-6)

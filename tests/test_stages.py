@@ -459,7 +459,7 @@ def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
         assert f["velocity"]["test_track"].shape == f["velocity"]["test_score"].shape == (12,)
     # explanations: the fast walker's clips come first, boxed and attributed to a stream
     info = explain.run("own", ds, str(tmp_path / "s1.h5"), files[("tracks", "test")], str(tmp_path / "explain"),
-                       str(tmp_path / "top.csv"), {**params, "calibration": "tail"})
+                       str(tmp_path / "top.csv"), {**params, "calibration": "tail", "track_window": 0})
     assert info == {"n_videos": 1, "n_rows": 3}
     assert (tmp_path / "explain" / "x.png").stat().st_size > 10_000
     rows = (tmp_path / "top.csv").read_text().splitlines()

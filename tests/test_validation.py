@@ -79,3 +79,73 @@ def test_frame_auc_places_events_takes_the_kinds_in_turn_and_counts_the_spill_ov
     # clips without a moving object are never events
     none, n_none = frame_auc(fused, both, np.zeros(len(clip), bool), video, clip, n_frames, T, 0.0, 0)
     assert n_none == 0 and np.isnan(none)
+
+
+def _tracks_world(n_videos=2, n_clips=30, n_tracks=6, seed=0):
+    """Each video: tracks of 3-10 clips at random places, one sample per (track, clip)."""
+    rng = np.random.default_rng(seed)
+    video, track, clip = [], [], []
+    for v in range(n_videos):
+        for t in range(n_tracks):
+            length = int(rng.integers(3, 11))
+            start = int(rng.integers(0, n_clips - length + 1))
+            video += [v] * length
+            track += [t] * length
+            clip += list(range(start, start + length))
+    return np.array(video), np.array(track), np.array(clip), np.full(n_videos, n_clips * 4)
+
+
+def test_track_events_alter_whole_tracks_apart_from_each_other_until_the_share_is_covered():
+    from hscvad.evaluation.validation import track_events
+
+    video, track, clip, n_frames = _tracks_world()
+    n_clips = n_frames // 4
+    chosen, kind, positive = track_events(np.ones(len(clip), bool), video, track, clip, n_frames, 4, seed=3,
+                                          share=0.2, gap=2, n_kinds=2)
+    for v in range(2):
+        mine = chosen[video[chosen] == v]
+        kept = np.unique(track[mine])
+        spans = sorted((clip[mine][track[mine] == t].min(), clip[mine][track[mine] == t].max(), t) for t in kept)
+        for t in kept:  # every sample of a kept track is altered
+            assert set(np.flatnonzero((video == v) & (track == t))) <= set(mine.tolist())
+        for (_, a_hi, _), (b_lo, _, _) in zip(spans, spans[1:]):
+            assert b_lo - a_hi > 2  # at least gap clips between kept spans
+        covered = sum(hi - lo + 1 for lo, hi, _ in spans)
+        last = spans[-1][1] - spans[-1][0] + 1
+        assert covered >= 0.2 * n_clips[v] or len(kept) == len(np.unique(track[video == v]))
+        assert covered - last < 0.2 * n_clips[v]  # it stopped once the share was covered
+        # kinds in turn in time order, the positives are the spans
+        firsts = [np.flatnonzero((video[chosen] == v) & (track[chosen] == t))[0] for _, _, t in spans]
+        assert [int(kind[i]) for i in firsts] == [i % 2 for i in range(len(spans))]
+        want = {v * n_clips[0] + c for lo, hi, _ in spans for c in range(lo, hi + 1)}
+        assert want == set(positive[positive // n_clips[0] == v].tolist())
+    # missing candidates are never chosen; runs of 2 clips stay inside one track
+    chosen_r, _, positive_r = track_events(np.ones(len(clip), bool), video, track, clip, n_frames, 4, seed=3, run=2)
+    for v, t in {(int(video[i]), int(track[i])) for i in chosen_r}:
+        c = clip[chosen_r][(video[chosen_r] == v) & (track[chosen_r] == t)]
+        assert len(c) <= 2 and (len(c) < 2 or c.max() - c.min() == 1)
+    none, _, pos_none = track_events(np.zeros(len(clip), bool), video, track, clip, n_frames, 4, seed=3)
+    assert len(none) == 0 and len(pos_none) == 0
+
+
+def test_averaging_along_tracks_steadies_lasting_anomalies_and_dilutes_short_ones():
+    """Normal scores are noise; a lasting anomaly raises a whole track, a short one one clip of one
+    track. Averaging along tracks (evaluation.track_window) raises the first figure, lowers the second."""
+    from hscvad.evaluation.objects import track_mean
+    from hscvad.evaluation.validation import clip_events, event_frame_auc, track_events
+
+    video, track, clip, n_frames = _tracks_world(n_videos=6, n_clips=40, n_tracks=12, seed=1)
+    rng = np.random.default_rng(2)
+    normal = rng.normal(size=len(clip))
+    moving = np.ones(len(clip), bool)
+
+    def figure(events, window):
+        chosen, _, positive = events
+        x = normal.copy()
+        x[chosen] += 1.5
+        return event_frame_auc(track_mean(x, video, track, clip, window), video, clip, n_frames, 4, positive, 0.0)
+
+    lasting = track_events(moving, video, track, clip, n_frames, 4, seed=0)
+    short = clip_events(moving, video, clip, n_frames, 4, seed=0)
+    assert figure(lasting, 2) > figure(lasting, 0) + 0.02
+    assert figure(short, 2) < figure(short, 0) - 0.02

@@ -275,6 +275,28 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
         "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
+def test_averaging_scores_along_tracks_reruns_only_the_evaluation_and_reports_the_clip_scores_beside(
+        ped2_run, tmp_path):
+    import shutil
+
+    src, cfg, _ = ped2_run
+    work = tmp_path / "track"
+    shutil.copytree(src, work, symlinks=True)
+    before = json.loads((src / "results" / "ped2sub" / "auc.json").read_text())
+    assert before["protocols"]["strict"]["track_averaging"].startswith("none")
+    tw = json.loads(json.dumps(cfg))
+    tw["datasets"]["ped2sub"].setdefault("evaluation", {})["track_window"] = 1
+    assert planned_jobs(smk(work, tw, "-n", "results/ped2sub/auc.json").stdout) == {"explain": 1, "evaluate": 1}
+    smk(work, tw, "results/ped2sub/auc.json")
+    auc = json.loads((work / "results" / "ped2sub" / "auc.json").read_text())
+    assert "within 1 clip" in auc["protocols"]["strict"]["track_averaging"]
+    for p in ("strict", "reference"):  # the clip scores' figures, as the run before, reported beside
+        clip_scores = auc["protocols"][f"{p}_track_window_0"]["micro_auc"]
+        assert clip_scores == pytest.approx(before["protocols"][p]["micro_auc"])
+    assert auc["protocols"]["strict"]["micro_auc"] != before["protocols"]["strict"]["micro_auc"]
+    assert auc["train_score_stats"]["appearance"]["std"] < before["train_score_stats"]["appearance"]["std"]
+
+
 @REAL
 def test_a_shard_job_asks_for_what_its_videos_jobs_ask_for(tmp_path):
     """A shard rule takes the per-video rule's threads and resources, profile overrides included

@@ -52,6 +52,44 @@ def object_keys(video, clip, track) -> np.ndarray:
     return (np.asarray(video, np.int64) << 43) | (np.asarray(clip, np.int64) << 23) | np.asarray(track, np.int64)
 
 
+def track_mean(scores: np.ndarray, video: np.ndarray, track: np.ndarray, clip: np.ndarray, window: int) -> np.ndarray:
+    """Each object sample's score replaced by the mean of its track's samples (same video and track)
+    in the clips within ``window`` clips of its own (itself included; a clip the track is absent
+    from adds nothing): ``evaluation.track_window``. ``window`` 0 returns the scores unchanged.
+    NaN scores stay NaN and are left out of their neighbours' means."""
+    scores = np.asarray(scores, np.float64)
+    window = int(window)
+    if window < 0:
+        raise ValueError(f"evaluation.track_window: {window} is negative")
+    if window == 0 or not len(scores):
+        return scores.copy()
+    video, track, clip = (np.asarray(a, np.int64) for a in (video, track, clip))
+    # one int64 key per (video, track, clip), ordered by clip within a track; clip + d stays in its track's range
+    t_lo, c_span = int(track.min()), int(clip.max()) + 2 * window + 1
+    key = (video * (int(track.max()) - t_lo + 1) + (track - t_lo)) * c_span + clip + window
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    if np.any(sorted_key[1:] == sorted_key[:-1]):
+        raise ValueError("track_mean: two samples of one track in one clip")
+    ok = np.isfinite(scores)
+    total, count = np.where(ok, scores, 0.0), ok.astype(np.float64)
+    for d in (*range(-window, 0), *range(1, window + 1)):
+        at = np.minimum(np.searchsorted(sorted_key, key + d), len(key) - 1)
+        j = order[at]
+        hit = (sorted_key[at] == key + d) & ok[j]
+        total[hit] += scores[j[hit]]
+        count[hit] += 1.0
+    return np.where(ok, total / np.maximum(count, 1.0), np.nan)
+
+
+def score_stats(x: np.ndarray) -> dict[str, float]:
+    """Summary of a stream's training scores (the ``train_stats`` the score stage writes)."""
+    x = np.asarray(x)
+    q = np.quantile(x, [0.01, 0.5, 0.99]) if len(x) else [np.nan] * 3
+    return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
+            "p01": float(q[0]), "p50": float(q[1]), "p99": float(q[2]), "n": int(len(x))}
+
+
 def scores_header(f) -> tuple[list[str], list[str], np.ndarray, int, dict]:
     """(streams, test videos, frames per video, clip length, training score statistics) of an open
     ``scores`` file."""
@@ -60,9 +98,25 @@ def scores_header(f) -> tuple[list[str], list[str], np.ndarray, int, dict]:
     return streams, videos, f["n_frames"][()], int(f.attrs["clip_length"]), json.loads(f.attrs["train_stats"])
 
 
-def load_objects(scores_file: str, calibration: str = "none") -> ObjectTable:
+def train_scores(g, scores_file: str, stream: str, track_window: int = 0) -> np.ndarray:
+    """A stream's training scores (leave-one-video-out) from its group ``g`` of a ``scores`` file,
+    averaged along tracks as the test scores are (``track_window``, :func:`track_mean`)."""
+    if "train_score" not in g:
+        raise ValueError(f"{scores_file}: stream {stream} has no training scores (train_score); rerun score")
+    tr = g["train_score"][()]
+    if track_window:
+        if "train_track" not in g:
+            raise ValueError(f"{scores_file}: stream {stream} has no training identities (train_track) to average "
+                             "along tracks with (an older score file); rerun score")
+        tr = track_mean(tr, g["train_video"][()], g["train_track"][()], g["train_clip"][()], track_window)
+    return tr
+
+
+def load_objects(scores_file: str, calibration: str = "none", track_window: int = 0) -> ObjectTable:
     """The test objects of a ``scores`` file; ``calibration``: ``none`` (z of the raw score) or
-    ``tail`` (z of the tail surprise under the stream's training scores)."""
+    ``tail`` (z of the tail surprise under the stream's training scores). With ``track_window``
+    (``evaluation.track_window``) every score, the training ones that standardise it and the 1-NN
+    diagnostic's, is first averaged along its track (:func:`track_mean`)."""
     if calibration not in ("none", "tail"):
         raise ValueError(f"calibration must be none or tail, not {calibration!r}")
     train = {}
@@ -76,11 +130,14 @@ def load_objects(scores_file: str, calibration: str = "none") -> ObjectTable:
                                  "rerun score")
             per[s] = {k: g[k][()] for k in ("test_video", "test_clip", "test_track", "test_box", "test_class",
                                             "test_score", "test_knn_score")}
-            if calibration == "tail":
-                if "train_score" not in g:
-                    raise ValueError(f"{scores_file}: stream {s} has no training scores (train_score) to calibrate "
-                                     "with; rerun score")
-                train[s] = g["train_score"][()]
+            if track_window:
+                for k in ("test_score", "test_knn_score"):
+                    per[s][k] = track_mean(per[s][k], per[s]["test_video"], per[s]["test_track"], per[s]["test_clip"],
+                                           track_window)
+            if calibration == "tail" or track_window:
+                train[s] = train_scores(g, scores_file, s, track_window)
+                if track_window:
+                    stats = {**stats, s: score_stats(train[s])}
     keys = {s: object_keys(p["test_video"], p["test_clip"], p["test_track"]) for s, p in per.items()}
     allk = np.unique(np.concatenate(list(keys.values()))) if keys else np.zeros(0, np.int64)
     O, K = len(allk), len(streams)

@@ -150,6 +150,100 @@ def clip_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray
     return roc_auc(pos, normal), int(len(chosen))
 
 
+def clip_events(altered: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, clip_length: int,
+                seed: int, period: int = 10, event: int = 2, n_kinds: int = 1
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Short anomalies: in each video, ``event`` consecutive clips of every ``period`` hold one
+    altered sample each (one of the clip's ``altered`` candidates, chosen with ``seed``); successive
+    events take the ``n_kinds`` kinds in turn. Returns (chosen samples, their kind, positive clips
+    as indices into all videos' clips concatenated)."""
+    T = int(clip_length)
+    video, clip = np.asarray(video, np.int64), np.asarray(clip, np.int64)
+    n_clips = -(-np.asarray(n_frames, np.int64) // T)
+    offset = np.concatenate([[0], np.cumsum(n_clips)[:-1]])
+    cid = offset[video] + clip
+    event_clip = (clip % period) < event
+    cand = np.flatnonzero(np.asarray(altered, bool) & event_clip)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(cand)), cid[cand]))
+    first = np.ones(len(order), bool)
+    first[1:] = cid[cand][order][1:] != cid[cand][order][:-1]
+    chosen = cand[order][first]
+    return chosen, (clip[chosen] // period) % max(int(n_kinds), 1), np.unique(cid[chosen])
+
+
+def track_events(altered: np.ndarray, video: np.ndarray, track: np.ndarray, clip: np.ndarray, n_frames: np.ndarray,
+                 clip_length: int, seed: int, share: float = 0.2, gap: int = 2, n_kinds: int = 1,
+                 run: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anomalies of one object that last: whole tracks altered (``run`` None), as a rider is a rider
+    for as long as it is in view, or ``run`` consecutive clips of a track (an object that misbehaves
+    for a while, normal before and after; the run starts at a seeded random clip of the track).
+    In each video, tracks holding an ``altered`` candidate are taken in a seeded random order, each
+    kept when its altered clips (first to last) stay ``gap`` clips away from those kept before,
+    until the kept spans cover ``share`` of the video's clips; every sample of a kept span is
+    altered (successive spans of a video, in time order, take the ``n_kinds`` kinds in turn) and
+    every clip of it is positive. Returns (chosen samples, their kind, positive clips as indices
+    into all videos' clips concatenated)."""
+    T = int(clip_length)
+    video, track, clip = (np.asarray(a, np.int64) for a in (video, track, clip))
+    n_clips = -(-np.asarray(n_frames, np.int64) // T)
+    offset = np.concatenate([[0], np.cumsum(n_clips)[:-1]])
+    rng = np.random.default_rng(seed)
+    chosen, kinds, positive = [], [], []
+    for v in range(len(n_clips)):
+        in_v = video == v
+        ids = np.unique(track[in_v & np.asarray(altered, bool)])
+        lo = {t: int(clip[in_v & (track == t)].min()) for t in ids}
+        hi = {t: int(clip[in_v & (track == t)].max()) for t in ids}
+        if run is not None:  # a run of `run` clips inside the track's span
+            for t in ids:
+                start = lo[t] + int(rng.integers(0, max(hi[t] - lo[t] - int(run) + 2, 1)))
+                lo[t], hi[t] = start, min(start + int(run) - 1, hi[t])
+        taken = np.zeros(int(n_clips[v]) + 2 * gap, bool)  # clips held by kept spans and their gaps, shifted by gap
+        kept, covered = [], 0
+        for t in ids[rng.permutation(len(ids))]:
+            if covered >= share * n_clips[v]:
+                break
+            if taken[lo[t] : hi[t] + 2 * gap + 1].any():  # the span widened by gap on both sides
+                continue
+            taken[lo[t] + gap : hi[t] + gap + 1] = True
+            kept.append(t)
+            covered += hi[t] - lo[t] + 1
+        for k, t in enumerate(sorted(kept, key=lambda t: lo[t])):
+            rows = np.flatnonzero(in_v & (track == t) & (clip >= lo[t]) & (clip <= hi[t]))
+            chosen.append(rows)
+            kinds.append(np.full(len(rows), k % max(int(n_kinds), 1)))
+            positive.append(offset[v] + np.arange(lo[t], hi[t] + 1))
+    cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(chosen), cat(kinds), np.unique(cat(positive))
+
+
+def event_frame_auc(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, clip_length: int,
+                    positive: np.ndarray, sigma: float, floor: float | None = None) -> float:
+    """Frame-level AUC with the strict protocol's smoothing, from per-sample fused ``scores`` (the
+    altered samples' already in place): a frame scores its clip's highest sample score (clips without
+    samples ``floor``, default the lowest score), each video is smoothed with a Gaussian of ``sigma``
+    frames, and frames of the ``positive`` clips (indices into all videos' clips) are the positives."""
+    from .protocols import strict_smooth
+
+    T = int(clip_length)
+    n_clips = -(-np.asarray(n_frames, np.int64) // T)
+    offset = np.concatenate([[0], np.cumsum(n_clips)[:-1]])
+    cid = offset[np.asarray(video, np.int64)] + np.asarray(clip, np.int64)
+    per_clip = np.full(int(n_clips.sum()), -np.inf)
+    np.maximum.at(per_clip, cid, scores)
+    per_clip[np.isinf(per_clip)] = float(np.min(scores)) if floor is None and len(scores) else (floor or 0.0)
+    is_pos = np.zeros(len(per_clip), bool)
+    is_pos[np.asarray(positive, np.int64)] = True
+    out, labels = [], []
+    for v, n in enumerate(np.asarray(n_frames, np.int64)):  # one smoothing per video
+        c = offset[v] + np.arange(int(n)) // T
+        out.append(strict_smooth(per_clip[c], sigma))
+        labels.append(is_pos[c])
+    s, y = np.concatenate(out), np.concatenate(labels)
+    return roc_auc(s[y], s[~y])
+
+
 def frame_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray, video: np.ndarray,
               clip: np.ndarray, n_frames: np.ndarray, clip_length: int, sigma: float, seed: int,
               period: int = 10, event: int = 2) -> tuple[float, int]:
@@ -162,35 +256,9 @@ def frame_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarra
     of all, each video is smoothed with a Gaussian of ``sigma`` frames, and frames of the altered
     clips are the positives. This is what the test AUC measures, including what a high score spills
     onto the normal frames around it. Returns (AUC, altered clips)."""
-    from .protocols import strict_smooth
-
-    T = int(clip_length)
-    video, clip = np.asarray(video, np.int64), np.asarray(clip, np.int64)
-    n_clips = -(-np.asarray(n_frames, np.int64) // T)
-    offset = np.concatenate([[0], np.cumsum(n_clips)[:-1]])
-    cid = offset[video] + clip
-    C = int(n_clips.sum())
-    event_clip = (clip % period) < event
-    cand = np.flatnonzero(np.asarray(altered, bool) & event_clip)
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(cand)), cid[cand]))
-    first = np.ones(len(order), bool)
-    first[1:] = cid[cand][order][1:] != cid[cand][order][:-1]
-    chosen = cand[order][first]
     syn = np.atleast_2d(np.asarray(fused_synthetic, np.float64))
+    chosen, kind, positive = clip_events(altered, video, clip, n_frames, clip_length, seed, period, event, len(syn))
     score = np.array(fused, np.float64, copy=True)
-    # with several kinds (rows of fused_synthetic), the events of a video take them in turn
-    score[chosen] = syn[(clip[chosen] // period) % len(syn), chosen]
+    score[chosen] = syn[kind, chosen]
     floor = float(min(np.min(fused), np.min(syn))) if len(fused) else 0.0
-    per_clip = np.full(C, -np.inf)
-    np.maximum.at(per_clip, cid, score)
-    per_clip[np.isinf(per_clip)] = floor
-    positive = np.zeros(C, bool)
-    positive[cid[chosen]] = True
-    scores, labels = [], []
-    for v, n in enumerate(np.asarray(n_frames, np.int64)):  # one smoothing per video
-        c = offset[v] + np.arange(int(n)) // T
-        scores.append(strict_smooth(per_clip[c], sigma))
-        labels.append(positive[c])
-    s, y = np.concatenate(scores), np.concatenate(labels)
-    return roc_auc(s[y], s[~y]), int(len(chosen))
+    return event_frame_auc(score, video, clip, n_frames, clip_length, positive, sigma, floor), int(len(chosen))

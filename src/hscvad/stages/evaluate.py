@@ -55,12 +55,21 @@ def _with_defaults(ev: dict) -> dict:
 SETTINGS = (DATASET, Derived("evaluation", ("evaluation", "datasets.{dataset}.evaluation"), _evaluation))
 
 
+def _track_averaging(ev: dict) -> str:
+    w = int(ev["track_window"])
+    if not w:
+        return "none: each object sample's score in its own clip"
+    return (f"each object sample's score (and each training sample's) averaged over its track's samples in the "
+            f"clips within {w} clip(s) of its own, before calibration and the clip's highest object")
+
+
 def _describe(params: dict, T: int) -> dict[str, dict]:
     ev = params["evaluation"]
     ref, strict = ev["reference"], ev["strict"]
     return {
         "reference": {
             "frames": f"each video's first floor(n/{T})*{T} frames (the rest dropped)",
+            "track_averaging": _track_averaging(ev),
             "calibration": CALIBRATIONS[ev["calibration"]],
             "normalisation": "min-max over all test frames (positive scores), per stream; clips without objects 0",
             "smoothing": f"reference Gaussian, window {ref['window']}, sigma {ref['sigma']}, across video borders",
@@ -68,6 +77,7 @@ def _describe(params: dict, T: int) -> dict[str, dict]:
         },
         "strict": {
             "frames": "every frame",
+            "track_averaging": _track_averaging(ev),
             "calibration": CALIBRATIONS[ev["calibration"]],
             "normalisation": "per stream (score - mean) / std of the training samples' scores; "
                              "frames without objects get the lowest training score",
@@ -167,7 +177,7 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
 
     cfg = params["evaluation"]["localisation"]
     beta, alpha, thr = float(cfg["beta"]), float(cfg["alpha"]), float(cfg["overlap"])
-    table = load_objects(scores_file, cfg["calibration"])
+    table = load_objects(scores_file, cfg["calibration"], int(params["evaluation"]["track_window"]))
     T = table.clip_length
     if labels is None:
         return {"available": False, "reason": "the dataset has no frame labels"}
@@ -288,23 +298,50 @@ def _dataset_check(path: str | None) -> dict:
     return out
 
 
+def read_scores(scores_file: str, track_window: int):
+    """(streams, videos, n_frames, clip length, per stream the frame scores of each test video, the
+    training scores, their statistics, the objects per clip or None) of a ``scores`` file; with
+    ``track_window`` every object score, test and training, is first averaged along its track
+    (:func:`hscvad.evaluation.objects.track_mean`) and the frames take their clip's highest average."""
+    from ..evaluation.objects import score_stats, track_mean, train_scores
+    from .score import clip_max
+
+    with open_store(scores_file, "scores") as f:
+        streams, videos, n_frames, T, stats = scores_header(f)
+        offsets = np.concatenate([[0], np.cumsum(n_frames)])
+        missing = [s for s in streams if "train_score" not in f[s]]
+        if missing:
+            raise ValueError(f"{scores_file}: stream(s) {missing} have no training scores (train_score; an older "
+                             "score file): rerun score")
+        have_objects = all("test_video" in f[s] for s in streams)
+        if track_window and not all("test_track" in f[s] for s in streams):
+            raise ValueError(f"{scores_file}: no per-object identities to average along tracks with "
+                             "(evaluation.track_window; an older score file): rerun score")
+        train, raw = {}, {}
+        for s in streams:
+            g = f[s]
+            train[s] = train_scores(g, scores_file, s, track_window)
+            if track_window:
+                te = track_mean(g["test_score"][()], g["test_video"][()], g["test_track"][()], g["test_clip"][()],
+                                track_window)
+                frames = clip_max(te, g["test_video"][()], g["test_clip"][()], n_frames, T)
+                stats = {**stats, s: score_stats(train[s])}
+            else:
+                frames = g["frame_score"][()]
+            raw[s] = [frames[offsets[i] : offsets[i + 1]] for i in range(len(videos))]
+        # objects per clip (calibration crowd); a score file without per-object rows has none
+        counts = {s: clip_counts(f[s]["test_video"][()], f[s]["test_clip"][()], f[s]["test_score"][()], n_frames, T)
+                  for s in streams} if have_objects else None
+    return streams, videos, n_frames, T, raw, train, stats, counts
+
+
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, out_csv: str, plot_dir: str,
         params: dict, table: str | None = None, video_plots: str | None = None,
         track_files: list[str] | None = None, explanations: str | None = None,
         dataset_check: str | None = None) -> dict:
     params = {**params, "evaluation": _with_defaults(params["evaluation"])}
-    with open_store(scores_file, "scores") as f:
-        streams, videos, n_frames, T, stats = scores_header(f)
-        offsets = np.concatenate([[0], np.cumsum(n_frames)])
-        raw = {s: [f[s]["frame_score"][offsets[i] : offsets[i + 1]] for i in range(len(videos))] for s in streams}
-        missing = [s for s in streams if "train_score" not in f[s]]
-        if missing:
-            raise ValueError(f"{scores_file}: stream(s) {missing} have no training scores (train_score; an older "
-                             "score file): rerun score")
-        train = {s: f[s]["train_score"][()] for s in streams}
-        # objects per clip (calibration crowd); a score file without per-object rows has none
-        counts = {s: clip_counts(f[s]["test_video"][()], f[s]["test_clip"][()], f[s]["test_score"][()], n_frames, T)
-                  for s in streams} if all("test_video" in f[s] for s in streams) else None
+    window = int(params["evaluation"]["track_window"])
+    streams, videos, n_frames, T, raw, train, stats, counts = read_scores(scores_file, window)
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
     if undefined:
@@ -315,6 +352,12 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]},
                                              {s: counts[s]} if counts else None)
     fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train, counts)
+    if window:  # the same with each clip's own scores, beside the configured averaging along tracks
+        *_, raw0, train0, stats0, _ = read_scores(scores_file, 0)
+        alt, *_ = _protocols(raw0, stats0, labels, T, params["evaluation"], params["evaluation"]["calibration"],
+                             train0, counts)
+        for p in ("strict", "reference"):
+            fused[f"{p}_track_window_0"] = {**alt[p], "track_window": 0}
     per_stream["fused"] = fused
     default = params["evaluation"]["protocol"]
     desc = _describe(params, T)

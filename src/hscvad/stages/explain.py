@@ -28,13 +28,15 @@ from .common import log, progress
 SETTINGS = (DATASET, "explain", Derived("calibration", ("evaluation.localisation.calibration",
                                                           "datasets.{dataset}.evaluation.localisation.calibration"),
                                         lambda config, dataset: section(config, dataset, "evaluation")["localisation"][
-                                            "calibration"]))
+                                            "calibration"]),
+            Derived("track_window", ("evaluation.track_window", "datasets.{dataset}.evaluation.track_window"),
+                    lambda config, dataset: section(config, dataset, "evaluation")["track_window"]))
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: list[str], out_dir: str, out_csv: str,
         params: dict) -> dict:
     cfg = params["explain"]
-    table = load_objects(scores_file, params["calibration"])
+    table = load_objects(scores_file, params["calibration"], int(params["track_window"]))
     T = table.clip_length
     ds = build_dataset(dataset_name, dataset_cfg)
     resp = table.responsible() if len(table.video) else np.zeros(0, np.int64)

@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from ..config import motion_augmentation_mode
+from ..evaluation.objects import score_stats
 from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
 from ..models.registry import Runtime
@@ -38,12 +39,6 @@ def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: 
     frame_offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]])
     frame_in_video = np.arange(int(n_frames.sum())) - frame_offset[frame_video]
     return per_clip[clip_offset[frame_video] + frame_in_video // T].astype(np.float32)
-
-
-def _stats(x: np.ndarray) -> dict[str, float]:
-    q = np.quantile(x, [0.01, 0.5, 0.99]) if len(x) else [np.nan] * 3
-    return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
-            "p01": float(q[0]), "p50": float(q[1]), "p99": float(q[2]), "n": int(len(x))}
 
 
 def stream_readout(readout: dict, stream: str) -> dict:
@@ -166,7 +161,7 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                 ae_tr, ae_te = tr, te
                 tr = abnormal_probability(clf, classifier_input(train.feat, train.scene_feat, cfg["feature_norm"]))
                 te = abnormal_probability(clf, classifier_input(test.feat, test.scene_feat, cfg["feature_norm"]))
-            stats[name] = _stats(tr)
+            stats[name] = score_stats(tr)
             frames = clip_max(te, test.video, test.clip, test.n_frames, test.clip_length)
             g = f.create_group(name)
             g["train_score"] = tr.astype(np.float32)
