@@ -59,6 +59,11 @@ def table(results: Path) -> None:
         if "_calibration_" in k:
             print(f"  fused, {k.replace('_calibration_', ' protocol, calibration ')}: "
                   f"micro {_f(r['micro_auc'])} / macro {_f(r['macro_auc'])}")
+    print(f"averaging along tracks: {fused['strict'].get('track_averaging', 'none (code before it)')}")
+    for k, r in fused.items():
+        if "_track_window_" in k:
+            print(f"  fused, {k.replace('_track_window_', ' protocol, track_window ')}: "
+                  f"micro {_f(r['micro_auc'])} / macro {_f(r['macro_auc'])}")
     print(f"reference fusion: {fused['reference'].get('fusion')}")
     for k, r in fused.items():
         if k.startswith("reference_fusion_"):
@@ -68,6 +73,12 @@ def table(results: Path) -> None:
         print(f"RBDC {_f(loc['rbdc'])}, TBDC {_f(loc['tbdc'])} ({loc['n_regions']} regions, {loc['n_tracks']} tracks); "
               f"parse coverage {_f(loc['parse_coverage'])} ({loc['n_abnormal_clips_covered']} of "
               f"{loc['n_abnormal_clips']} abnormal clips)")
+        ranks = loc.get("object_rank_per_video") or {}
+        if ranks:
+            print("per test video, its abnormal objects above the median object no anomaly mask touches / the median "
+                  "abnormal object's percentile among those: " + ", ".join(
+                      f"{v} {100 * r['above_median_normal']:.0f} % / {100 * r['median_abnormal_percentile']:.0f}"
+                      for v, r in ranks.items()))
     else:
         print(f"localisation: {loc.get('reason')}")
 

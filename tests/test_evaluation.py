@@ -8,8 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from hscvad.evaluation import protocols as P
-from hscvad.evaluation.objects import track_mean
-from hscvad.stages.score import clip_max
+from hscvad.evaluation.objects import clip_max, track_mean
 
 
 def test_micro_and_macro_auc_against_sklearn():

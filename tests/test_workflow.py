@@ -275,6 +275,9 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
         "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
+@REAL
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_averaging_scores_along_tracks_reruns_only_the_evaluation_and_reports_the_clip_scores_beside(
         ped2_run, tmp_path):
     import shutil

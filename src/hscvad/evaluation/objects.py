@@ -52,6 +52,19 @@ def object_keys(video, clip, track) -> np.ndarray:
     return (np.asarray(video, np.int64) << 43) | (np.asarray(clip, np.int64) << 23) | np.asarray(track, np.int64)
 
 
+def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:
+    """Per-frame raw scores over all videos concatenated: max object score of the frame's clip."""
+    clips_per_video = -(-np.asarray(n_frames, np.int64) // int(T))
+    clip_offset = np.concatenate([[0], np.cumsum(clips_per_video)[:-1]])
+    per_clip = np.full(int(clips_per_video.sum()), -np.inf)
+    np.maximum.at(per_clip, clip_offset[video] + clip, scores)
+    per_clip[np.isinf(per_clip)] = np.nan
+    frame_video = np.repeat(np.arange(len(n_frames)), n_frames)
+    frame_offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]])
+    frame_in_video = np.arange(int(n_frames.sum())) - frame_offset[frame_video]
+    return per_clip[clip_offset[frame_video] + frame_in_video // T].astype(np.float32)
+
+
 def track_mean(scores: np.ndarray, video: np.ndarray, track: np.ndarray, clip: np.ndarray, window: int) -> np.ndarray:
     """Each object sample's score replaced by the mean of its track's samples (same video and track)
     in the clips within ``window`` clips of its own (itself included; a clip the track is absent

@@ -303,8 +303,7 @@ def read_scores(scores_file: str, track_window: int):
     training scores, their statistics, the objects per clip or None) of a ``scores`` file; with
     ``track_window`` every object score, test and training, is first averaged along its track
     (:func:`hscvad.evaluation.objects.track_mean`) and the frames take their clip's highest average."""
-    from ..evaluation.objects import score_stats, track_mean, train_scores
-    from .score import clip_max
+    from ..evaluation.objects import clip_max, score_stats, track_mean, train_scores
 
     with open_store(scores_file, "scores") as f:
         streams, videos, n_frames, T, stats = scores_header(f)

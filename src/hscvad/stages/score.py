@@ -15,30 +15,17 @@ import json
 import numpy as np
 
 from ..config import motion_augmentation_mode
-from ..evaluation.objects import score_stats
+from ..evaluation.objects import clip_max, score_stats
 from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
 from ..models.registry import Runtime
 from ..settings import Derived
-from .common import log, n_clips
+from .common import log
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
 SETTINGS = ("streams=datasets.{dataset}.streams", "seed", "hsc.tau", "hsc.feature_norm", "readout=hsc.readout",
             Derived("motion_augmentation", ("datasets.{dataset}.streams", "motion_augmentation.enabled",
                                             "motion_augmentation.mode"), motion_augmentation_mode))
-
-
-def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:
-    """Per-frame raw scores over all videos concatenated: max object score of the frame's clip."""
-    clips_per_video = np.array([n_clips(n, T) for n in n_frames], np.int64)
-    clip_offset = np.concatenate([[0], np.cumsum(clips_per_video)[:-1]])
-    per_clip = np.full(int(clips_per_video.sum()), -np.inf)
-    np.maximum.at(per_clip, clip_offset[video] + clip, scores)
-    per_clip[np.isinf(per_clip)] = np.nan
-    frame_video = np.repeat(np.arange(len(n_frames)), n_frames)
-    frame_offset = np.concatenate([[0], np.cumsum(n_frames)[:-1]])
-    frame_in_video = np.arange(int(n_frames.sum())) - frame_offset[frame_video]
-    return per_clip[clip_offset[frame_video] + frame_in_video // T].astype(np.float32)
 
 
 def stream_readout(readout: dict, stream: str) -> dict:
