@@ -55,10 +55,10 @@ def test_clip_auc_sees_a_raised_object_and_ignores_an_unchanged_one():
     assert roc_auc(np.array([2.0, 3.0]), np.array([1.0, 2.0])) == pytest.approx(0.875)
 
 
-def test_frame_auc_places_events_takes_the_kinds_in_turn_and_counts_the_spill_over():
+def test_clip_events_take_the_kinds_in_turn_and_the_frame_figure_counts_the_spill_over():
     """Two clips of every ten hold an event; successive events take the kinds (rows) in turn; the
     smoothing carries a raised clip's score onto its normal neighbours, which costs AUC."""
-    from hscvad.evaluation.validation import frame_auc
+    from hscvad.evaluation.validation import clip_events, event_frame_auc
 
     rng = np.random.default_rng(1)
     T, n_videos, n_clips = 4, 3, 20
@@ -67,17 +67,27 @@ def test_frame_auc_places_events_takes_the_kinds_in_turn_and_counts_the_spill_ov
     fused = rng.normal(size=len(clip))
     n_frames = np.full(n_videos, n_clips * T)
     moving = np.ones(len(clip), bool)
-    both = np.stack([fused + 10, fused + 10])
-    auc_both, n = frame_auc(fused, both, moving, video, clip, n_frames, T, sigma=0.0, seed=0)
+
+    def figure(synthetic, altered=moving, sigma=0.0):
+        syn = np.atleast_2d(synthetic)
+        chosen, kind, positive = clip_events(altered, video, clip, n_frames, T, seed=0, n_kinds=len(syn))
+        x = fused.copy()
+        x[chosen] = syn[kind, chosen]
+        return event_frame_auc(x, video, clip, n_frames, T, positive, sigma), len(chosen)
+
+    auc_both, n = figure(np.stack([fused + 10, fused + 10]))
     assert n == n_videos * 4 and auc_both == pytest.approx(1.0)  # clips 0, 1, 10, 11 of each video
+    chosen, kind, positive = clip_events(moving, video, clip, n_frames, T, seed=0, n_kinds=2)
+    assert set(clip[chosen]) == {0, 1, 10, 11} and (kind == (clip[chosen] >= 10)).all()
+    assert set(positive.tolist()) == {v * n_clips + c for v in range(n_videos) for c in (0, 1, 10, 11)}
     # the second kind (events at clips 10-11) leaves its objects as they were: those events are missed
-    auc_half, _ = frame_auc(fused, np.stack([fused + 10, fused]), moving, video, clip, n_frames, T, 0.0, 0)
+    auc_half, _ = figure(np.stack([fused + 10, fused]))
     assert 0.6 < auc_half < 0.9
     # smoothing spreads the raised clips over their neighbours: normal frames beside events rise
-    auc_smooth, _ = frame_auc(fused, both, moving, video, clip, n_frames, T, sigma=8.0, seed=0)
+    auc_smooth, _ = figure(np.stack([fused + 10, fused + 10]), sigma=8.0)
     assert auc_smooth < auc_both - 0.01
     # clips without a moving object are never events
-    none, n_none = frame_auc(fused, both, np.zeros(len(clip), bool), video, clip, n_frames, T, 0.0, 0)
+    none, n_none = figure(np.stack([fused + 10, fused + 10]), altered=np.zeros(len(clip), bool))
     assert n_none == 0 and np.isnan(none)
 
 

@@ -243,22 +243,3 @@ def event_frame_auc(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_f
     s, y = np.concatenate(out), np.concatenate(labels)
     return roc_auc(s[y], s[~y])
 
-
-def frame_auc(fused: np.ndarray, fused_synthetic: np.ndarray, altered: np.ndarray, video: np.ndarray,
-              clip: np.ndarray, n_frames: np.ndarray, clip_length: int, sigma: float, seed: int,
-              period: int = 10, event: int = 2) -> tuple[float, int]:
-    """Frame-level AUC with the strict protocol's smoothing: in each training video, ``event``
-    consecutive clips of every ``period`` hold an anomaly (one altered sample of the clip, chosen
-    with ``seed``, in place of its original; clips without an altered sample stay normal; with a
-    (K, S) ``fused_synthetic`` of K kinds, successive events take the kinds in turn, so subtle and
-    extreme anomalies share the videos, as on a test set); a frame
-    scores its clip's highest fused object score, frames of clips without objects the lowest score
-    of all, each video is smoothed with a Gaussian of ``sigma`` frames, and frames of the altered
-    clips are the positives. This is what the test AUC measures, including what a high score spills
-    onto the normal frames around it. Returns (AUC, altered clips)."""
-    syn = np.atleast_2d(np.asarray(fused_synthetic, np.float64))
-    chosen, kind, positive = clip_events(altered, video, clip, n_frames, clip_length, seed, period, event, len(syn))
-    score = np.array(fused, np.float64, copy=True)
-    score[chosen] = syn[kind, chosen]
-    floor = float(min(np.min(fused), np.min(syn))) if len(fused) else 0.0
-    return event_frame_auc(score, video, clip, n_frames, clip_length, positive, sigma, floor), int(len(chosen))

@@ -256,7 +256,8 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
                                  "anomaly masks (mean over the object's frames in its clip; positive) vs objects in "
                                  "clips without an abnormal frame (negative); "
                                  "hsc: the stream's score; knn_1: squared distance to the nearest training sample "
-                                 "over the same autoencoder inputs (diagnostic baseline)",
+                                 "over the same autoencoder inputs (diagnostic baseline); both averaged along "
+                                 "tracks first where evaluation.track_window is set",
         "object_rank_per_video": ranks,
         "object_rank_definition": f"per test video, its abnormal objects (boxes covered >= {thr:g} by their own "
                                   "frames' anomaly masks) against its objects no mask of their frames touches, by "
