@@ -111,7 +111,7 @@ def scores_header(f) -> tuple[list[str], list[str], np.ndarray, int, dict]:
     return streams, videos, f["n_frames"][()], int(f.attrs["clip_length"]), json.loads(f.attrs["train_stats"])
 
 
-def train_scores(g, scores_file: str, stream: str, track_window: int = 0) -> np.ndarray:
+def train_scores(g, scores_file: str, stream: str, track_window: int) -> np.ndarray:
     """A stream's training scores (leave-one-video-out) from its group ``g`` of a ``scores`` file,
     averaged along tracks as the test scores are (``track_window``, :func:`track_mean`)."""
     if "train_score" not in g:
