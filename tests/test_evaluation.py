@@ -251,8 +251,8 @@ def test_track_mean_averages_a_tracks_clip_scores_within_the_window():
     n[1] = np.nan
     got = track_mean(n, video, track, clip, 1)
     assert np.isnan(got[1]) and got[0] == 1.0 and got[3] == 6.0
-    with pytest.raises(ValueError, match="two samples of one track in one clip"):
-        track_mean(s[:2], np.zeros(2), np.array([5, 5]), np.array([1, 1]), 1)
+    with pytest.raises(ValueError, match=r"scores\.h5, stream velocity: two samples of track 5 in clip 1 of video 0"):
+        track_mean(s[:2], np.zeros(2), np.array([5, 5]), np.array([1, 1]), 1, "scores.h5, stream velocity")
     with pytest.raises(ValueError, match="evaluation.track_window"):
         track_mean(s, video, track, clip, -1)
 

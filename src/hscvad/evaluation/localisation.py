@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .objects import find_keys, object_keys
+
 
 def mask_regions(masks: np.ndarray, min_area: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """(T, H, W) bool masks -> (frame (R,), box (R, 4) x1, y1, x2, y2 exclusive) of every connected
@@ -190,13 +192,7 @@ def object_mask_overlap(masks: np.ndarray, clip_length: int, frame: np.ndarray, 
     the box covered by its own frame's anomaly mask (:func:`frame_box_overlap`); 0 for an object
     with no tracked box in its clip."""
     cov = frame_box_overlap(masks, frame, box)
-    track, obj_track = np.asarray(track, np.int64), np.asarray(obj_track, np.int64)
-    lo = min(track.min(initial=0), obj_track.min(initial=0))
-    span = max(track.max(initial=0), obj_track.max(initial=0)) - lo + 1
-    row_key = np.asarray(frame, np.int64) // int(clip_length) * span + (track - lo)
-    obj_key = np.asarray(obj_clip, np.int64) * span + (obj_track - lo)
-    keys, inv = np.unique(row_key, return_inverse=True)
-    mean = np.bincount(inv, cov, len(keys)) / np.bincount(inv, minlength=len(keys))
-    at = np.clip(np.searchsorted(keys, obj_key), 0, max(len(keys) - 1, 0))
-    found = (keys[at] == obj_key) if len(keys) else np.zeros(len(obj_key), bool)
+    keys, inv = np.unique(object_keys(0, np.asarray(frame, np.int64) // int(clip_length), track), return_inverse=True)
+    mean = np.bincount(inv, cov, len(keys)) / np.maximum(np.bincount(inv, minlength=len(keys)), 1)
+    at, found = find_keys(keys, object_keys(0, obj_clip, obj_track))
     return np.where(found, mean[at] if len(keys) else 0.0, 0.0)

@@ -52,6 +52,16 @@ def object_keys(video, clip, track) -> np.ndarray:
     return (np.asarray(video, np.int64) << 43) | (np.asarray(clip, np.int64) << 23) | np.asarray(track, np.int64)
 
 
+def find_keys(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` is in the sorted unique ``keys`` (:func:`object_keys`), and whether it
+    is there at all (where not, its position is a valid index to ignore)."""
+    wanted = np.asarray(wanted, np.int64)
+    if not len(keys):
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return pos, keys[pos] == wanted
+
+
 def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: np.ndarray, T: int) -> np.ndarray:
     """Per-frame raw scores over all videos concatenated: max object score of the frame's clip."""
     clips_per_video = -(-np.asarray(n_frames, np.int64) // int(T))
@@ -65,11 +75,13 @@ def clip_max(scores: np.ndarray, video: np.ndarray, clip: np.ndarray, n_frames: 
     return per_clip[clip_offset[frame_video] + frame_in_video // T].astype(np.float32)
 
 
-def track_mean(scores: np.ndarray, video: np.ndarray, track: np.ndarray, clip: np.ndarray, window: int) -> np.ndarray:
+def track_mean(scores: np.ndarray, video: np.ndarray, track: np.ndarray, clip: np.ndarray, window: int,
+               source: str = "track_mean") -> np.ndarray:
     """Each object sample's score replaced by the mean of its track's samples (same video and track)
     in the clips within ``window`` clips of its own (itself included; a clip the track is absent
     from adds nothing): ``evaluation.track_window``. ``window`` 0 returns the scores unchanged.
-    NaN scores stay NaN and are left out of their neighbours' means."""
+    NaN scores stay NaN and are left out of their neighbours' means. ``source`` names the scores in
+    errors (a scores file and stream)."""
     scores = np.asarray(scores, np.float64)
     window = int(window)
     if window < 0:
@@ -83,7 +95,9 @@ def track_mean(scores: np.ndarray, video: np.ndarray, track: np.ndarray, clip: n
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     if np.any(sorted_key[1:] == sorted_key[:-1]):
-        raise ValueError("track_mean: two samples of one track in one clip")
+        v, t, c = (a[order[1:][sorted_key[1:] == sorted_key[:-1]][0]] for a in (video, track, clip))
+        raise ValueError(f"{source}: two samples of track {t} in clip {c} of video {v} (one per track and clip "
+                         "expected); rerun score")
     ok = np.isfinite(scores)
     total, count = np.where(ok, scores, 0.0), ok.astype(np.float64)
     for d in (*range(-window, 0), *range(1, window + 1)):
@@ -121,7 +135,8 @@ def train_scores(g, scores_file: str, stream: str, track_window: int) -> np.ndar
         if "train_track" not in g:
             raise ValueError(f"{scores_file}: stream {stream} has no training identities (train_track) to average "
                              "along tracks with (an older score file); rerun score")
-        tr = track_mean(tr, g["train_video"][()], g["train_track"][()], g["train_clip"][()], track_window)
+        tr = track_mean(tr, g["train_video"][()], g["train_track"][()], g["train_clip"][()], track_window,
+                        f"{scores_file}, stream {stream} (training scores)")
     return tr
 
 
@@ -146,7 +161,7 @@ def load_objects(scores_file: str, calibration: str = "none", track_window: int 
             if track_window:
                 for k in ("test_score", "test_knn_score"):
                     per[s][k] = track_mean(per[s][k], per[s]["test_video"], per[s]["test_track"], per[s]["test_clip"],
-                                           track_window)
+                                           track_window, f"{scores_file}, stream {s}")
             if calibration == "tail" or track_window:
                 train[s] = train_scores(g, scores_file, s, track_window)
                 if track_window:
@@ -183,8 +198,5 @@ def load_objects(scores_file: str, calibration: str = "none", track_window: int 
 
 def row_scores(table: ObjectTable, video_index: int, frame: np.ndarray, track: np.ndarray) -> np.ndarray:
     """The fused object score of each track row (frame, track) of one test video (NaN if unscored)."""
-    keys = table.keys()
-    k = object_keys(np.full(len(frame), video_index), np.asarray(frame) // table.clip_length, track)
-    pos = np.clip(np.searchsorted(keys, k), 0, max(len(keys) - 1, 0))
-    ok = (len(keys) > 0) & (keys[pos] == k) if len(keys) else np.zeros(len(k), bool)
-    return np.where(ok, table.fused[pos] if len(keys) else np.nan, np.nan)
+    pos, ok = find_keys(table.keys(), object_keys(video_index, np.asarray(frame) // table.clip_length, track))
+    return np.where(ok, table.fused[pos] if ok.any() else np.nan, np.nan)

@@ -323,7 +323,7 @@ def read_scores(scores_file: str, track_window: int):
             train[s] = train_scores(g, scores_file, s, track_window)
             if track_window:
                 te = track_mean(g["test_score"][()], g["test_video"][()], g["test_track"][()], g["test_clip"][()],
-                                track_window)
+                                track_window, f"{scores_file}, stream {s}")
                 frames = clip_max(te, g["test_video"][()], g["test_clip"][()], n_frames, T)
                 stats = {**stats, s: score_stats(train[s])}
             else:
