@@ -133,3 +133,36 @@ def test_one_product_hierarchical_contrast_equals_the_two_definitions(seed):
     only_s, none_o = L.hierarchical_contrast(z0, bank, a_scene, a_cls, groups, 0.5, objects=False)
     assert none_o is None
     assert float(only_s) == pytest.approx(float(L.scene_contrast(z0, bank, a_scene, b_scene, 0.5)), abs=1e-5)
+
+
+def test_group_exp_sums_are_the_written_out_operations_to_the_bit():
+    """hierarchical_contrast's one-buffer autograd function gives exactly the values and gradient of
+    the same operations written out for autograd (product, shift, exponential, group sums)."""
+    g = torch.Generator().manual_seed(3)
+    n, b, d, scenes, classes, tau = 3000, 64, 24, 5, 3, 0.5
+    bank = F.normalize(torch.randn(n, d, generator=g), dim=1)
+    groups = L.ContrastGroups(torch.randint(0, scenes, (n,), generator=g), torch.randint(0, classes, (n,), generator=g),
+                              scenes)
+    z0 = F.normalize(torch.randn(b, d, generator=g), dim=1)
+    w = torch.randn(b, scenes * classes, generator=g)  # an arbitrary upstream gradient
+    z_ref = z0.clone().requires_grad_(True)
+    ref, ref_top, _ = L.group_exp_sums_autograd(z_ref, bank, groups.group, scenes * classes, tau)
+    (ref * w).sum().backward()
+    z_new = z0.clone().requires_grad_(True)
+    got, top, spread = L.group_exp_sums(z_new, bank, groups.group, scenes * classes, tau)
+    (got * w).sum().backward()
+    assert np.isnan(spread) and torch.equal(top, ref_top)  # 2 / tau = 4: the spread need not be measured
+    assert torch.equal(got.detach(), ref.detach())
+    assert torch.equal(z_new.grad, z_ref.grad)
+
+
+def test_contrast_step_bench_finds_both_ways_identical():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(repo / "bench" / "contrast_step.py"), "--sizes", "700:16", "--threads", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    row = out.strip().splitlines()[-1].split()
+    assert row[:2] == ["700", "16"] and row[-1] == "yes", out
