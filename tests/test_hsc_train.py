@@ -41,6 +41,14 @@ def test_training_lowers_every_loss_and_is_deterministic():
     assert torch.allclose(a.bank.norm(dim=1), torch.ones(len(data)), atol=1e-5)
 
 
+def test_steps_per_epoch_ends_each_epoch_after_that_many_batches():
+    data = synthetic(n=150)
+    r = train_stream(data, {**CFG, "epochs": 1}, n_scenes=2, seed=0, steps_per_epoch=2)
+    assert int((r.bank.norm(dim=1) > 0).sum()) == 2 * CFG["batch_size"]  # the first epoch fills what it saw
+    full = train_stream(data, {**CFG, "epochs": 1}, n_scenes=2, seed=0)
+    assert bool((full.bank.norm(dim=1) > 0).all())
+
+
 def test_first_epoch_has_no_contrast_terms_and_one_scene_drops_classifier():
     data = synthetic()
     data.scene[:] = 0

@@ -108,12 +108,14 @@ def _optimizer(cfg, params):
 
 
 def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int, device: str = "cpu",
-                 progress: Any = None, reference_contrast: bool = False) -> TrainResult:
+                 progress: Any = None, reference_contrast: bool = False,
+                 steps_per_epoch: int | None = None) -> TrainResult:
     """Train one stream's autoencoder with the hierarchical semantic contrast losses.
 
     ``reference_contrast`` computes Eqs. 3 and 5 with their definitions (two anchors x bank products
     and masks) instead of :func:`losses.hierarchical_contrast`: the same losses, slower; for
-    ``bench/train_scale.py`` and the tests that compare the two."""
+    ``bench/train_scale.py`` and the tests that compare the two. ``steps_per_epoch`` ends each epoch
+    after that many batches (``bench/projected_times.py`` times steps against a full-size bank)."""
     n = len(data)
     if n < 2:
         raise ValueError(f"HSC training needs at least 2 object samples, got {n}")
@@ -144,6 +146,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     starts = list(range(0, n, batch))
     if n % batch == 1:  # BatchNorm needs >= 2 samples: a lone last sample joins the batch before it
         starts.pop()
+    batches = list(zip(starts, [*starts[1:], n]))[:steps_per_epoch]
     epochs = int(cfg["epochs"])
     # hsc.matmul_precision: medium lets float32 products run in bfloat16 where the CPU or GPU has it
     # (AMX / AVX512-BF16, tensor cores); the recalibration and scoring below run at full precision
@@ -152,7 +155,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     precision_before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(cfg["matmul_precision"])
     try:
-        history = _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, starts, n, epochs, tau, m,
+        history = _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, batches, n, epochs, tau, m,
                           use_scn, use_obj, reference_contrast, progress)
     finally:
         torch.set_float32_matmul_precision(precision_before)
@@ -161,7 +164,7 @@ def train_stream(data: StreamData, cfg: dict[str, Any], n_scenes: int, seed: int
     return TrainResult(model, bank, scene, cls, history)
 
 
-def _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, starts, n, epochs, tau, m, use_scn, use_obj,
+def _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, batches, n, epochs, tau, m, use_scn, use_obj,
             reference_contrast, progress) -> list[dict[str, float]]:
     """The training loop of :func:`train_stream` (its epochs, in order)."""
     abl = cfg["ablation"]
@@ -171,7 +174,7 @@ def _epochs(model, opt, f, fb, scene, cls, groups, bank, gen, dev, cfg, starts, 
         order = torch.randperm(n, generator=gen).to(dev)
         sums: dict[str, float] = {}
         contrast = epoch > 0  # the bank holds every sample from the second epoch on
-        for lo, hi in zip(starts, [*starts[1:], n]):
+        for lo, hi in batches:
             idx = order[lo:hi]
             z = model.encode(f[idx], fb[idx])
             terms: dict[str, torch.Tensor] = {}
