@@ -57,9 +57,9 @@ class _GroupExpSums(torch.autograd.Function):
     ``_MAX_SPREAD`` for unit vectors at this tau).
 
     The same operations, in the same order, as writing it out for autograd (the same numbers to the
-    bit, values and gradients), in one anchors x bank buffer instead of five: the product, shift and
-    exponential overwrite one array, which the backward pass reuses for the gradient, and the
-    gradient's gather is a ``gather`` rather than ``index_select`` (the same values, faster). At
+    bit, values and gradients), in two anchors x bank arrays instead of seven: the product, shift and
+    exponential overwrite one, which the backward pass reuses for the gradient, and the gradient's
+    gather is a ``gather`` rather than ``index_select`` (the same values, faster). At
     ShanghaiTech's scale (356,000 entries) that halves the contrast's cost when the latent is small
     (docs/benchmarks.md, "Training throughput")."""
 
@@ -96,8 +96,8 @@ def group_exp_sums(z: torch.Tensor, bank: torch.Tensor, group: torch.Tensor, n_g
 
 def group_exp_sums_autograd(z: torch.Tensor, bank: torch.Tensor, group: torch.Tensor, n_groups: int,
                             tau: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """:func:`group_exp_sums` written out for autograd, as training computed it before (an array per
-    operation): the reference that the tests and ``bench/contrast_step.py`` compare it with."""
+    """:func:`group_exp_sums` written out for autograd, as training computed it on the CPU before (an
+    array per operation): the reference that the tests and ``bench/contrast_step.py`` compare it with."""
     logits = z @ bank.detach().T / tau
     top = logits.detach().amax(1, keepdim=True)
     spread = float((top - logits.detach().amin(1, keepdim=True)).max())
