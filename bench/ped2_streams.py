@@ -79,6 +79,10 @@ def table(results: Path) -> None:
                   "abnormal object's percentile among those: " + ", ".join(
                       f"{v} {100 * r['above_median_normal']:.0f} % / {100 * r['median_abnormal_percentile']:.0f}"
                       for v, r in ranks.items()))
+        own = loc.get("regions_with_own_box_per_video") or {}
+        if own:
+            print(f"annotated regions with a box of their own: {_f(loc['regions_with_own_box'])}; per test video: "
+                  + ", ".join(f"{v} {100 * x:.0f} %" for v, x in own.items()))
     else:
         print(f"localisation: {loc.get('reason')}")
 

@@ -10,6 +10,7 @@ from hscvad.evaluation.localisation import (
     mask_regions,
     object_mask_overlap,
     rbdc_tbdc,
+    regions_with_own_box,
 )
 
 BOX = [10.0, 10.0, 20.0, 20.0]
@@ -122,3 +123,19 @@ def test_a_walker_passed_by_a_cyclist_is_not_an_abnormal_object():
     union = m.any(0)
     assert union[5:15, 30:40].all()  # the clip union would cover the walker's box entirely
 
+
+
+def test_a_region_has_a_box_of_its_own_only_where_its_anomaly_is_boxed():
+    """Frame 0: the rider is boxed (its box inside the mask) and a walker grazes the mask; frame 1:
+    the rider is missed and only the grazing walker overlaps the region (IoU >= beta, but mostly
+    outside the mask); frame 2: nothing is boxed."""
+    m = np.zeros((3, 40, 60), bool)
+    m[:, 0:40, 10:30] = True  # the rider's mask in every frame
+    frame = np.array([0, 0, 1])
+    box = np.array([[11.0, 1, 29, 39],  # rider, inside the mask
+                    [25.0, 0, 45, 40],  # walker beside it: IoU 0.14 with the region, a quarter inside
+                    [25.0, 0, 45, 40]])
+    rf, rb = mask_regions(m)
+    got = regions_with_own_box(m, rf, rb, frame, box, beta=0.1)
+    np.testing.assert_array_equal(rf, [0, 1, 2])
+    np.testing.assert_array_equal(got, [True, False, False])

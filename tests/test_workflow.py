@@ -207,6 +207,7 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert loc["available"] and loc["n_regions"] > 0 and 0 <= loc["rbdc"] <= 1 and 0 <= loc["tbdc"] <= 1
     # abnormal frames 60-179 (clips 3-11) and 94-179 (clips 5-11)
     assert loc["n_abnormal_clips"] == 9 + 7 and loc["parse_coverage"] > 0.5
+    assert 0 < loc["regions_with_own_box"] <= 1 and set(loc["regions_with_own_box_per_video"]) == {"01", "02"}
     assert loc["object_auc"]["appearance"]["n_positive"] > 0 and loc["object_auc"]["appearance"]["knn_1"] is not None
     ranks = loc["object_rank_per_video"]  # both test videos hold anomalies and objects away from them
     assert set(ranks) == {"01", "02"} and all(r["n_abnormal"] > 0 and r["n_normal"] > 0 for r in ranks.values())

@@ -196,3 +196,23 @@ def object_mask_overlap(masks: np.ndarray, clip_length: int, frame: np.ndarray, 
     mean = np.bincount(inv, cov, len(keys)) / np.maximum(np.bincount(inv, minlength=len(keys)), 1)
     at, found = find_keys(keys, object_keys(0, obj_clip, obj_track))
     return np.where(found, mean[at] if len(keys) else 0.0, 0.0)
+
+
+#: share of a box that must lie inside its frame's anomaly mask for the box to be a region's own
+OWN_BOX_INSIDE = 0.5
+
+
+def regions_with_own_box(masks: np.ndarray, region_frame: np.ndarray, region_box: np.ndarray, frame: np.ndarray,
+                         box: np.ndarray, beta: float) -> np.ndarray:
+    """Per annotated region (``region_frame``, ``region_box``; :func:`mask_regions`): whether a tracked
+    box of its frame (``frame``, ``box``) is its own, i.e. overlaps it with IoU >= ``beta`` and lies at
+    least :data:`OWN_BOX_INSIDE` inside the frame's anomaly mask. A walker beside a rider whose box
+    the rider's mask only grazes is not the rider's box: where the rider has no box, the region has
+    none of its own."""
+    own = frame_box_overlap(masks, frame, box) >= OWN_BOX_INSIDE
+    out = np.zeros(len(region_frame), bool)
+    di, gi = _match(np.asarray(frame, np.int64), np.asarray(box, np.float64).reshape(-1, 4),
+                    np.asarray(region_frame, np.int64), np.asarray(region_box, np.float64).reshape(-1, 4), beta)
+    out[gi[own[di]]] = True
+    return out
+

@@ -187,6 +187,7 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
     overlap = np.zeros(len(table.video))
     n_abn_clips = n_covered = 0
     offset = track_offset = 0
+    own_box = {}  # per video: its annotated regions with a box of their own, and its regions
     for i, (v, n) in enumerate(zip(table.videos, table.n_frames)):
         masks = ds.pixel_masks(v)
         if masks is None:
@@ -200,6 +201,8 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         arr, attrs = read_arrays(track_files[i], "tracks")
         if attrs["video"] != v:
             raise ValueError(f"{track_files[i]} belongs to video {attrs['video']}, expected {v}")
+        has_own = LOC.regions_with_own_box(masks, rf, rb, arr["frame"], arr["box"], beta)
+        own_box[v] = (int(has_own.sum()), len(has_own))
         sc = row_scores(table, i, arr["frame"], arr["track_id"])
         ok = np.isfinite(sc)
         det_f.append(arr["frame"][ok].astype(np.int64) + offset), det_b.append(arr["box"][ok]), det_s.append(sc[ok])
@@ -248,6 +251,13 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
                         "tracks link overlapping regions of consecutive frames",
         "parse_coverage": n_covered / n_abn_clips if n_abn_clips else None,
         "n_abnormal_clips": n_abn_clips, "n_abnormal_clips_covered": n_covered,
+        "regions_with_own_box": (sum(k for k, _ in own_box.values()) / max(sum(r for _, r in own_box.values()), 1)
+                                 if own_box else None),
+        "regions_with_own_box_per_video": {v: k / r for v, (k, r) in own_box.items() if r},
+        "regions_with_own_box_definition": f"share of the annotated regions (connected components of a frame's "
+                                           f"masks) that a tracked box of their frame overlaps with IoU >= {beta:g} "
+                                           f"while lying >= {LOC.OWN_BOX_INSIDE:g} inside the frame's masks: the "
+                                           "anomalies the parser gave a box of their own",
         "parse_coverage_definition": f"share of clips holding an abnormal frame in which some parsed object's boxes "
                                      f"are covered >= {thr:g} by their own frames' anomaly masks (mean over the "
                                      "object's frames in the clip)",
