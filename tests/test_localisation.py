@@ -136,6 +136,6 @@ def test_a_region_has_a_box_of_its_own_only_where_its_anomaly_is_boxed():
                     [25.0, 0, 45, 40],  # walker beside it: IoU 0.14 with the region, a quarter inside
                     [25.0, 0, 45, 40]])
     rf, rb = mask_regions(m)
-    got = regions_with_own_box(m, rf, rb, frame, box, beta=0.1)
+    got = regions_with_own_box(frame_box_overlap(m, frame, box), rf, rb, frame, box, beta=0.1)
     np.testing.assert_array_equal(rf, [0, 1, 2])
     np.testing.assert_array_equal(got, [True, False, False])

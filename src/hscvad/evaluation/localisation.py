@@ -191,9 +191,17 @@ def object_mask_overlap(masks: np.ndarray, clip_length: int, frame: np.ndarray, 
     boxes in that clip (rows ``frame``, ``track``, ``box`` of the video's tracks) of the share of
     the box covered by its own frame's anomaly mask (:func:`frame_box_overlap`); 0 for an object
     with no tracked box in its clip."""
-    cov = frame_box_overlap(masks, frame, box)
+    return object_row_mean(frame_box_overlap(masks, frame, box), clip_length, frame, track, obj_clip, obj_track)
+
+
+def object_row_mean(values: np.ndarray, clip_length: int, frame: np.ndarray, track: np.ndarray,
+                    obj_clip: np.ndarray, obj_track: np.ndarray) -> np.ndarray:
+    """Per object sample (its clip ``obj_clip`` and track ``obj_track``): the mean of ``values`` (one
+    per track row ``frame``, ``track`` of a video) over its rows in that clip; 0 for an object with no
+    row (:func:`object_mask_overlap` with ``values`` its boxes' mask shares)."""
     keys, inv = np.unique(object_keys(0, np.asarray(frame, np.int64) // int(clip_length), track), return_inverse=True)
-    mean = np.bincount(inv, cov, len(keys)) / np.maximum(np.bincount(inv, minlength=len(keys)), 1)
+    mean = np.bincount(inv, np.asarray(values, np.float64), len(keys)) / np.maximum(
+        np.bincount(inv, minlength=len(keys)), 1)
     at, found = find_keys(keys, object_keys(0, obj_clip, obj_track))
     return np.where(found, mean[at] if len(keys) else 0.0, 0.0)
 
@@ -202,14 +210,14 @@ def object_mask_overlap(masks: np.ndarray, clip_length: int, frame: np.ndarray, 
 OWN_BOX_INSIDE = 0.5
 
 
-def regions_with_own_box(masks: np.ndarray, region_frame: np.ndarray, region_box: np.ndarray, frame: np.ndarray,
+def regions_with_own_box(inside: np.ndarray, region_frame: np.ndarray, region_box: np.ndarray, frame: np.ndarray,
                          box: np.ndarray, beta: float) -> np.ndarray:
     """Per annotated region (``region_frame``, ``region_box``; :func:`mask_regions`): whether a tracked
-    box of its frame (``frame``, ``box``) is its own, i.e. overlaps it with IoU >= ``beta`` and lies at
-    least :data:`OWN_BOX_INSIDE` inside the frame's anomaly mask. A walker beside a rider whose box
-    the rider's mask only grazes is not the rider's box: where the rider has no box, the region has
-    none of its own."""
-    own = frame_box_overlap(masks, frame, box) >= OWN_BOX_INSIDE
+    box of its frame (``frame``, ``box``, each box's share inside its frame's anomaly mask ``inside``:
+    :func:`frame_box_overlap`) is its own, i.e. overlaps it with IoU >= ``beta`` and lies at least
+    :data:`OWN_BOX_INSIDE` inside the mask. A walker beside a rider whose box the rider's mask only
+    grazes is not the rider's box: where the rider has no box, the region has none of its own."""
+    own = np.asarray(inside) >= OWN_BOX_INSIDE
     out = np.zeros(len(region_frame), bool)
     di, gi = _match(np.asarray(frame, np.int64), np.asarray(box, np.float64).reshape(-1, 4),
                     np.asarray(region_frame, np.int64), np.asarray(region_box, np.float64).reshape(-1, 4), beta)

@@ -201,14 +201,14 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         arr, attrs = read_arrays(track_files[i], "tracks")
         if attrs["video"] != v:
             raise ValueError(f"{track_files[i]} belongs to video {attrs['video']}, expected {v}")
-        has_own = LOC.regions_with_own_box(masks, rf, rb, arr["frame"], arr["box"], beta)
+        inside = LOC.frame_box_overlap(masks, arr["frame"], arr["box"])  # each box's share inside its frame's mask
+        has_own = LOC.regions_with_own_box(inside, rf, rb, arr["frame"], arr["box"], beta)
         own_box[v] = (int(has_own.sum()), len(has_own))
         sc = row_scores(table, i, arr["frame"], arr["track_id"])
         ok = np.isfinite(sc)
         det_f.append(arr["frame"][ok].astype(np.int64) + offset), det_b.append(arr["box"][ok]), det_s.append(sc[ok])
         sel = table.video == i
-        overlap[sel] = LOC.object_mask_overlap(masks, T, arr["frame"], arr["track_id"], arr["box"], table.clip[sel],
-                                               table.track[sel])
+        overlap[sel] = LOC.object_row_mean(inside, T, arr["frame"], arr["track_id"], table.clip[sel], table.track[sel])
         clip_abn = np.zeros(-(-int(n) // T), bool)
         np.logical_or.at(clip_abn, np.arange(int(n)) // T, labels[i].astype(bool))
         covered = np.zeros_like(clip_abn)
