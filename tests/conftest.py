@@ -30,13 +30,28 @@ def need_shared(*paths: Path):
     return pytest.mark.skipif(bool(missing), reason=_SHARED_REASON + ", ".join(missing))
 
 
+_SESSION_CACHE: str | None = None
+
+
 def pytest_configure(config):
     """Models exported to ONNX at first use (``hscvad.models.onnx_export``) go to a folder of this
-    test session, not the user's cache (kept when ``$HSCVAD_CACHE`` is set)."""
+    test session, not the user's cache (the user's own when ``$HSCVAD_CACHE`` is set); the session's
+    folder (about 100 MB of exported models) is removed when the session ends."""
+    global _SESSION_CACHE
     if not os.environ.get("HSCVAD_CACHE"):
         import tempfile
 
-        os.environ["HSCVAD_CACHE"] = tempfile.mkdtemp(prefix="hscvad-test-cache-")
+        _SESSION_CACHE = tempfile.mkdtemp(prefix="hscvad-test-cache-")
+        os.environ["HSCVAD_CACHE"] = _SESSION_CACHE
+
+
+def pytest_unconfigure(config):
+    global _SESSION_CACHE
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+        if os.environ.get("HSCVAD_CACHE") == _SESSION_CACHE:
+            del os.environ["HSCVAD_CACHE"]
+        _SESSION_CACHE = None
 
 
 def pytest_collection_modifyitems(items):

@@ -317,6 +317,36 @@ def test_the_exported_onnx_file_is_cached_checked_and_remade_when_it_does_not_ma
         APPEARANCE.build("efficientnet_lite0", {"input_size": 64}, Runtime("cpu", 1), "appearance")
 
 
+def test_a_test_session_removes_its_own_export_cache(tmp_path):
+    """Without $HSCVAD_CACHE a test session exports models into a folder of its own (about 100 MB),
+    which it removes when it ends; a session on the user's cache leaves that cache alone."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "report_cache.py").write_text(
+        "import os\n\n\ndef pytest_sessionfinish(session):\n"
+        "    open(os.environ['PROBE'], 'w').write(os.environ['HSCVAD_CACHE'])\n")
+    probe = tmp_path / "seen.txt"
+    env = {k: v for k, v in os.environ.items() if k != "HSCVAD_CACHE"}
+    env |= {"TMPDIR": str(tmp_path), "PROBE": str(probe), "PYTHONPATH": str(tmp_path)}
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "report_cache",
+           "tests/test_config.py::test_config_yaml_restates_no_default"]
+
+    run = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    used = Path(probe.read_text())
+    assert used.parent == tmp_path and used.name.startswith("hscvad-test-cache-")  # the session had one
+    assert not used.exists()  # and removed it
+
+    own = tmp_path / "users_cache"
+    (own / "onnx").mkdir(parents=True)
+    run = subprocess.run(cmd, cwd=repo, env=env | {"HSCVAD_CACHE": str(own)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert Path(probe.read_text()) == own and (own / "onnx").is_dir()
+
+
 def test_a_missing_efficientnet_wheel_names_the_extra_and_the_setting(monkeypatch):
     import importlib
 
