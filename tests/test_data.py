@@ -45,6 +45,16 @@ def test_read_avenue_mat(tmp_path):
     path = tmp_path / "3_label.mat"
     scipy.io.savemat(path, {"volLabel": masks})
     assert L.read_avenue_mat(path).tolist() == [0, 1, 1, 0]
+    masks[0, 2][4, 5] = 255
+    scipy.io.savemat(path, {"volLabel": masks})
+    pixels = L.read_avenue_masks(path)
+    assert pixels.dtype == bool and pixels.shape == (4, 6, 8)
+    np.testing.assert_array_equal(pixels, np.stack(list(masks[0])) > 0)
+    assert L.read_avenue_mat(path).tolist() == [0, 1, 1, 0]
+    masks[0, 3] = np.zeros((6, 9), np.uint8)
+    scipy.io.savemat(path, {"volLabel": masks})
+    with pytest.raises(LabelError, match="different sizes"):
+        L.read_avenue_mat(path)
     scipy.io.savemat(tmp_path / "bad.mat", {"other": 1})
     with pytest.raises(LabelError, match="bad.mat"):
         L.read_avenue_mat(tmp_path / "bad.mat")

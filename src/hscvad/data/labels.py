@@ -52,8 +52,9 @@ def ranges_to_labels(ranges: list[tuple[int, int]], n_frames: int, source: str |
     return labels
 
 
-def read_avenue_masks(path: str | Path) -> np.ndarray:
-    """CUHK Avenue ``N_label.mat``: ``volLabel``, one pixel mask per frame -> (T, H, W) bool."""
+def _avenue_volume(path: str | Path) -> list[np.ndarray]:
+    """CUHK Avenue ``N_label.mat``: ``volLabel``'s pixel masks, one (H, W) array per frame, all of
+    one size."""
     path = Path(path)
     try:
         import scipy.io
@@ -74,13 +75,21 @@ def read_avenue_masks(path: str | Path) -> np.ndarray:
     shapes = {m.shape for m in masks}
     if len(shapes) != 1 or not masks:
         raise LabelError(f"{path}: volLabel masks of different sizes {sorted(shapes)}")
-    return np.stack(masks) > 0
+    return masks
+
+
+def read_avenue_masks(path: str | Path) -> np.ndarray:
+    """CUHK Avenue ``N_label.mat``: ``volLabel``, one pixel mask per frame -> (T, H, W) bool."""
+    masks = _avenue_volume(path)
+    out = np.empty((len(masks), *masks[0].shape), bool)
+    for i, m in enumerate(masks):  # one bool copy (stacking first would copy the volume twice)
+        np.not_equal(m, 0, out=out[i])
+    return out
 
 
 def read_avenue_mat(path: str | Path) -> np.ndarray:
     """CUHK Avenue ``N_label.mat`` -> frame labels (a frame is abnormal when its mask is not empty)."""
-    masks = read_avenue_masks(path)
-    return masks.reshape(len(masks), -1).any(1).astype(np.uint8)
+    return np.fromiter((m.any() for m in _avenue_volume(path)), np.uint8)
 
 
 def read_npy_labels(path: str | Path) -> np.ndarray:
