@@ -163,6 +163,7 @@ def test_descriptor_handles_missing_frames_low_scores_and_outside_keypoints():
 AVENUE = SHARED / "datasets" / "avenue"
 
 
+@pytest.mark.slow  # 24 s: detection and pose over a whole 145-frame Avenue video
 @need_shared(AVENUE / "training_videos" / "12.avi", MODELS / "movenet_singlepose_lightning_int8_4.tflite",
              MODELS / "yolox_nano_416x416.onnx")
 def test_pose_on_real_avenue_people(tmp_path):
