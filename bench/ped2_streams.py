@@ -79,6 +79,11 @@ def table(results: Path) -> None:
                   "abnormal object's percentile among those: " + ", ".join(
                       f"{v} {100 * r['above_median_normal']:.0f} % / {100 * r['median_abnormal_percentile']:.0f}"
                       for v, r in ranks.items()))
+            if all("n_own_box" in r for r in ranks.values()):
+                print("per test video, of those the annotated regions' own boxes (not a bystander a mask grazes) above "
+                      "the same median: " + ", ".join(
+                          f"{v} {100 * r['own_box_above_median_normal']:.0f} % of {r['n_own_box']}"
+                          if r["n_own_box"] else f"{v} none" for v, r in ranks.items()))
         own = loc.get("regions_with_own_box_per_video") or {}
         if own:
             print(f"annotated regions with a box of their own: {_f(loc['regions_with_own_box'])}; per test video: "

@@ -9,8 +9,8 @@ from hscvad.evaluation.localisation import (
     link_tracks,
     mask_regions,
     object_mask_overlap,
+    own_boxes,
     rbdc_tbdc,
-    regions_with_own_box,
 )
 
 BOX = [10.0, 10.0, 20.0, 20.0]
@@ -136,6 +136,7 @@ def test_a_region_has_a_box_of_its_own_only_where_its_anomaly_is_boxed():
                     [25.0, 0, 45, 40],  # walker beside it: IoU 0.14 with the region, a quarter inside
                     [25.0, 0, 45, 40]])
     rf, rb = mask_regions(m)
-    got = regions_with_own_box(frame_box_overlap(m, frame, box), rf, rb, frame, box, beta=0.1)
+    region_has, box_is = own_boxes(frame_box_overlap(m, frame, box), rf, rb, frame, box, beta=0.1)
     np.testing.assert_array_equal(rf, [0, 1, 2])
-    np.testing.assert_array_equal(got, [True, False, False])
+    np.testing.assert_array_equal(region_has, [True, False, False])
+    np.testing.assert_array_equal(box_is, [True, False, False])  # the rider's box; never the walker's

@@ -213,6 +213,9 @@ def test_end_to_end_outputs_and_schemas(ped2_run):
     assert set(ranks) == {"01", "02"} and all(r["n_abnormal"] > 0 and r["n_normal"] > 0 for r in ranks.values())
     assert all(0 <= r["above_median_normal"] <= 1 and 0 <= r["median_abnormal_percentile"] <= 1
                for r in ranks.values())
+    # the anomalies boxed as themselves are a part of the objects their masks cover
+    assert all(0 < r["n_own_box"] <= r["n_abnormal"] and 0 <= r["own_box_above_median_normal"] <= 1
+               for r in ranks.values())
     assert auc["readout"]["appearance"]["train_holdout"] == "video" and auc["fusion"]["weights"] == {"appearance": 1.0}
     assert not [p for p in auc["protocols"] if p.startswith("reference_fusion_")]  # one stream: nothing to fuse
     assert sorted(p.name for p in (res / "plots" / "explain").glob("*.png")) == ["01.png", "02.png"]

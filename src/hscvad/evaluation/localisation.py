@@ -210,17 +210,21 @@ def object_row_mean(values: np.ndarray, clip_length: int, frame: np.ndarray, tra
 OWN_BOX_INSIDE = 0.5
 
 
-def regions_with_own_box(inside: np.ndarray, region_frame: np.ndarray, region_box: np.ndarray, frame: np.ndarray,
-                         box: np.ndarray, beta: float) -> np.ndarray:
-    """Per annotated region (``region_frame``, ``region_box``; :func:`mask_regions`): whether a tracked
-    box of its frame (``frame``, ``box``, each box's share inside its frame's anomaly mask ``inside``:
-    :func:`frame_box_overlap`) is its own, i.e. overlaps it with IoU >= ``beta`` and lies at least
-    :data:`OWN_BOX_INSIDE` inside the mask. A walker beside a rider whose box the rider's mask only
+def own_boxes(inside: np.ndarray, region_frame: np.ndarray, region_box: np.ndarray, frame: np.ndarray,
+              box: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which tracked boxes (``frame``, ``box``, each box's share inside its frame's anomaly mask
+    ``inside``: :func:`frame_box_overlap`) are an annotated region's own (``region_frame``,
+    ``region_box``; :func:`mask_regions`): a box of the region's frame that overlaps it with IoU >=
+    ``beta`` and lies at least :data:`OWN_BOX_INSIDE` inside the mask. Returns (per region: has a box
+    of its own, per box: is a region's own). A walker beside a rider whose box the rider's mask only
     grazes is not the rider's box: where the rider has no box, the region has none of its own."""
     own = np.asarray(inside) >= OWN_BOX_INSIDE
-    out = np.zeros(len(region_frame), bool)
+    region_has = np.zeros(len(region_frame), bool)
+    box_is = np.zeros(len(own), bool)
     di, gi = _match(np.asarray(frame, np.int64), np.asarray(box, np.float64).reshape(-1, 4),
                     np.asarray(region_frame, np.int64), np.asarray(region_box, np.float64).reshape(-1, 4), beta)
-    out[gi[own[di]]] = True
-    return out
+    region_has[gi[own[di]]] = True
+    box_is[di[own[di]]] = True
+    return region_has, box_is
+
 

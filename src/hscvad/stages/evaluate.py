@@ -185,6 +185,7 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         raise ValueError(f"evaluate: {len(track_files)} track files for {len(table.videos)} test videos")
     det_f, det_b, det_s, gt_f, gt_b, gt_t = [], [], [], [], [], []
     overlap = np.zeros(len(table.video))
+    own_object = np.zeros(len(table.video), bool)  # in some frame of its clip, an annotated region's own box
     n_abn_clips = n_covered = 0
     offset = track_offset = 0
     own_box = {}  # per video: its annotated regions with a box of their own, and its regions
@@ -202,13 +203,15 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         if attrs["video"] != v:
             raise ValueError(f"{track_files[i]} belongs to video {attrs['video']}, expected {v}")
         inside = LOC.frame_box_overlap(masks, arr["frame"], arr["box"])  # each box's share inside its frame's mask
-        has_own = LOC.regions_with_own_box(inside, rf, rb, arr["frame"], arr["box"], beta)
+        has_own, box_own = LOC.own_boxes(inside, rf, rb, arr["frame"], arr["box"], beta)
         own_box[v] = (int(has_own.sum()), len(has_own))
         sc = row_scores(table, i, arr["frame"], arr["track_id"])
         ok = np.isfinite(sc)
         det_f.append(arr["frame"][ok].astype(np.int64) + offset), det_b.append(arr["box"][ok]), det_s.append(sc[ok])
         sel = table.video == i
         overlap[sel] = LOC.object_row_mean(inside, T, arr["frame"], arr["track_id"], table.clip[sel], table.track[sel])
+        own_object[sel] = LOC.object_row_mean(box_own, T, arr["frame"], arr["track_id"], table.clip[sel],
+                                              table.track[sel]) > 0
         clip_abn = np.zeros(-(-int(n) // T), bool)
         np.logical_or.at(clip_abn, np.arange(int(n)) // T, labels[i].astype(bool))
         covered = np.zeros_like(clip_abn)
@@ -239,9 +242,12 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         a, n = table.fused[sel & pos], table.fused[sel & (overlap == 0)]
         if len(a) and len(n):
             med = float(np.median(n))
+            own = table.fused[sel & pos & own_object]
             ranks[v] = {"above_median_normal": float((a > med).mean()), "median_abnormal_percentile":
                         float(np.median(np.searchsorted(np.sort(n), a, side="right") / len(n))),
-                        "n_abnormal": int(len(a)), "n_normal": int(len(n))}
+                        "n_abnormal": int(len(a)), "n_normal": int(len(n)),
+                        "own_box_above_median_normal": float((own > med).mean()) if len(own) else None,
+                        "n_own_box": int(len(own))}
     return {
         "available": True, **res,
         "detections": "every tracked box of every test frame, scored with its object's fused score (mean over "
@@ -272,7 +278,9 @@ def localisation(ds, scores_file: str, track_files: list[str], labels, params: d
         "object_rank_definition": f"per test video, its abnormal objects (boxes covered >= {thr:g} by their own "
                                   "frames' anomaly masks) against its objects no mask of their frames touches, by "
                                   "fused score: the share above the normal objects' median, and the abnormal objects' "
-                                  "median percentile among the normal ones",
+                                  "median percentile among the normal ones; own_box: the same share for the abnormal "
+                                  "objects that are, in some frame of their clip, an annotated region's own box (see "
+                                  "regions_with_own_box), not a bystander its mask grazes",
     }
 
 
