@@ -226,5 +226,3 @@ def own_boxes(inside: np.ndarray, region_frame: np.ndarray, region_box: np.ndarr
     region_has[gi[own[di]]] = True
     box_is[di[own[di]]] = True
     return region_has, box_is
-
-
