@@ -158,4 +158,3 @@ def memory_update(bank: torch.Tensor, idx: torch.Tensor, z: torch.Tensor, moment
 def memory_readout(z: torch.Tensor, bank: torch.Tensor, tau: float) -> torch.Tensor:
     """Eq. 10: sum_i softmax_i(sim(z, M_i) / tau) M_i."""
     return torch.softmax(z @ bank.T / tau, dim=1) @ bank
-
