@@ -48,6 +48,9 @@ except ConfigError as e:
 # Where models run (a params entry of the model-running rules; the default `auto` picks CUDA when
 # present, so moving from a CPU machine to a GPU one reruns nothing).
 DEVICE = config["device"]
+# The gpu resource of the rules that always run PyTorch (training, scoring, motion augmentation):
+# none with `device: cpu`, so that on a machine without a GPU they do not queue behind its token.
+TORCH_GPU = 0 if DEVICE == "cpu" else 1
 
 
 wildcard_constraints:
@@ -235,9 +238,12 @@ def backend_gpu(*sections):
     """gpu=1 for a rule only when the configured backend of one of its stages runs on a GPU (the
     backend's ``uses_gpu``, or ``gpu_for(settings)``: the PyTorch ones, and the ONNX Runtime ones
     where the onnxruntime-gpu build is installed; the TFLite, OpenCV and NumPy ones run on the CPU,
-    and their jobs then run side by side instead of queueing behind a GPU token)."""
+    and their jobs then run side by side instead of queueing behind a GPU token). With ``device:
+    cpu`` no job asks for one: every model runs on the CPU, as many side by side as the cores allow."""
 
     def gpu(wildcards):
+        if DEVICE == "cpu":
+            return 0
         from hscvad.config import backend_settings
         from hscvad.models.registry import backend_uses_gpu, registry_for
 

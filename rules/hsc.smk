@@ -41,7 +41,7 @@ rule train_hsc:
         stage_benchmark("train_hsc")
     threads: 2
     resources:
-        gpu=1,
+        gpu=TORCH_GPU,
     conda:
         "../envs/hsc.yaml"
     script:
@@ -77,7 +77,7 @@ rule score:
         stage_benchmark("score")
     threads: 2
     resources:
-        gpu=1,
+        gpu=TORCH_GPU,
     conda:
         "../envs/hsc.yaml"
     script:

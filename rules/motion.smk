@@ -70,7 +70,7 @@ rule augment_motion:
         stage_benchmark("augment_motion")
     threads: 2
     resources:
-        gpu=1,
+        gpu=TORCH_GPU,
     conda:
         model_env("hsc", "motion")
     script:
@@ -95,7 +95,7 @@ rule train_motion_classifier:
         stage_benchmark("train_motion_classifier")
     threads: 2
     resources:
-        gpu=1,
+        gpu=TORCH_GPU,
     conda:
         "../envs/hsc.yaml"
     script:
@@ -121,7 +121,7 @@ rule retrain_motion:
         stage_benchmark("retrain_motion")
     threads: 2
     resources:
-        gpu=1,
+        gpu=TORCH_GPU,
     conda:
         "../envs/hsc.yaml"
     script:

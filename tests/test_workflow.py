@@ -54,6 +54,11 @@ def test_only_jobs_whose_backend_runs_on_a_gpu_ask_for_one(tmp_path):
     paper["detection"]["backend"] = "mmdet_yolov3"
     paper["datasets"]["p"]["detection"] = {"backend": "yolox"}
     assert job_gpu(smk(tmp_path, paper, "-n", "results/p/auc.json").stdout)["detect_track"] == {onnx_gpu}
+    # device: cpu: nothing asks for the GPU, the PyTorch backends included
+    cpu = json.loads(json.dumps(on_torch))
+    cpu["device"] = "cpu"
+    gpu = job_gpu(smk(tmp_path, cpu, "-n", "results/p/auc.json").stdout)
+    assert set(gpu) >= {"appearance", "train_hsc", "score"} and all(g == {0} for g in gpu.values()), gpu
 
 
 def test_unknown_config_key_is_named(tmp_path):
