@@ -59,6 +59,28 @@ def test_yolov3_detects_on_a_frame_and_in_a_batch(frame):
         assert (one.classes == b.classes).all()
 
 
+def test_yolov3_runs_at_its_input_size_and_a_batch_in_one_forward_pass_on_a_gpu(frame):
+    """`input_size` reaches the resize that inference uses (mmdet reads the test dataloader's
+    pipeline, not the config's `test_pipeline`); a batch of frames is one forward pass on a GPU,
+    and on the CPU (where that is slower) one pass per frame."""
+    for size in (160, 320):
+        det = DETECTORS.build("mmdet_yolov3", {"weights": None, "input_size": size, "min_score": 0.0}, CPU)
+        seen = []
+        hook = det.model.backbone.register_forward_pre_hook(lambda m, a, seen=seen: seen.append(tuple(a[0].shape)))
+        # 160x120 resized to fit size x size with its aspect ratio, padded to a multiple of 32
+        h = -(-(size * 3 // 4) // 32) * 32
+        alone = det.detect_batch([frame, frame[:, ::-1].copy()])
+        assert seen == [(1, 3, h, size)] * 3, (size, seen)  # random weights' calibrating pass, then each frame
+        seen.clear()
+        det.device = "cuda"  # the batching decision alone (the model stays on the CPU)
+        batched = det.detect_batch([frame, frame[:, ::-1].copy()])
+        hook.remove()
+        assert seen == [(2, 3, h, size)], (size, seen)
+        for a, b in zip(alone, batched):  # each frame of the batch gets the boxes it gets alone
+            assert len(a.boxes) == len(b.boxes) > 0 and (a.classes == b.classes).all()
+            assert np.allclose(a.boxes, b.boxes, atol=1e-3) and np.allclose(a.scores, b.scores, atol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["mmdet_bytetrack", "mmdet_ocsort"])
 def test_mmdet_tracker_follows_two_moving_boxes(backend):
     trk = TRACKERS.build(backend, {}, CPU, "tracking")
@@ -195,22 +217,26 @@ def test_paper_preset_runs_end_to_end_on_cpu_with_random_weights(tmp_path):
       overrides detection and tracking with the offline YOLOX + ByteTrack (real weights).
     Smaller inputs than the paper's keep it short: 32 frames per video, YOLOv3 at 320 px,
     DeepLabV3+ at the frame's size, PoseConv3D on 16 instead of 48 sampled frames, ViT-Ti/16
-    (192-d) instead of ViT-L/16 (1024-d; the same code, test_vit_embeds_a_crop_batch)."""
+    (192-d) instead of ViT-L/16 (1024-d; the same code, test_vit_embeds_a_crop_batch), Lite-HRNet-18
+    instead of HRNet-w32 (the same top-down code, test_hrnet_keypoints_for_boxes)."""
     cfg = load_config()
     cfg["models"] = "paper"
     cfg["device"] = "cpu"  # no GPU token asked for: two of the one-thread model jobs share the two cores
     cfg["datasets"] = {"ped2paper": _ped2_smoke_subset(tmp_path, "ped2paper", ["appearance"]),
                        "ped2motion": _ped2_smoke_subset(tmp_path, "ped2motion", ["appearance", "motion"])}
     cfg["detection"]["mmdet_yolov3"].update(weights=None, input_size=320, min_score=0.0)
-    # untrained YOLOv3 scores are ~0.001: keep the top ones and track them, so that there are objects
-    cfg["datasets"]["ped2paper"]["detection"] = {"score_threshold": 0.00105}
+    # untrained YOLOv3 scores are below 0.002: keep the top ones and track them, so that there are objects
+    cfg["datasets"]["ped2paper"]["detection"] = {"score_threshold": 0.0007}
     cfg["datasets"]["ped2paper"]["tracking"] = {"mmdet_bytetrack": {"init_track_thr": 0.0,
                                                                     "obj_score_thrs": {"high": 0.0005, "low": 0.0}}}
     cfg["datasets"]["ped2motion"]["detection"] = {"backend": "yolox", "score_threshold": 0.8, "classes": ["person"]}
     cfg["datasets"]["ped2motion"]["tracking"] = {"backend": "bytetrack"}
     cfg["detection"]["yolox"]["weights"] = str(MODELS / "yolox_nano_416x416.onnx")
     cfg["scene"]["mmseg_deeplabv3plus"].update(weights=None, input_scale=[360, 240])
-    cfg["pose"]["mmpose_hrnet"]["weights"] = None
+    # the same top-down code with Lite-HRNet-18 (3x faster on the CPU than HRNet-w32, whose own
+    # config test_hrnet_keypoints_for_boxes runs)
+    cfg["pose"]["mmpose_hrnet"].update(
+        weights=None, config="body_2d_keypoint/topdown_heatmap/coco/td-hm_litehrnet-18_8xb64-210e_coco-256x192.py")
     cfg["motion"]["mmaction_posec3d"].update(weights=None, clip_len=16)
     cfg["appearance"]["timm_vit"].update(weights=None, arch="vit_tiny_patch16_224")
     cfg["appearance"]["crops_per_sample"] = 1
