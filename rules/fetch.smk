@@ -6,6 +6,9 @@
 # rule reruns only when its output is missing or its params change (the URL or checksum). For the
 # same reason they have no `benchmark:`: a benchmark file counts as an output, so weights or a dataset
 # placed by hand, without one, would be deleted and fetched again when the rule is named as a target.
+# And only what is missing is a download's output: a file or folder in place is a source that no rule
+# makes, so that no run deletes it to make it again, not even `--forceall` or `--forcerun fetch_model`
+# (which would otherwise delete weights linked from a shared folder, and without a network lose them).
 
 import json as _json
 import re as _re
@@ -19,7 +22,10 @@ rule fetch_model:
     log:
         "resources/logs/fetch_model/{model_file}.log",
     wildcard_constraints:
-        model_file="|".join(_re.escape(m) for m in config["fetch"].get("models", {})) or "NONE",
+        model_file="|".join(
+            _re.escape(m) for m in config["fetch"].get("models", {}) if not os.path.lexists(f"resources/models/{m}")
+        )
+        or "NONE",
     run:
         run_job(rule, input, output, params, wildcards, threads, log)
 
@@ -34,12 +40,27 @@ rule fetch_models:
 # first and then plans the pipeline on the videos it finds (common.smk, dataset()); a folder in place
 # is never fetched again.
 for _name in FETCHABLE_DATASETS:
+    _root = config["datasets"].get(_name, {}).get("root", f"resources/datasets/{_name}")
+    if os.path.lexists(_root):
+
+        rule:
+            name:
+                f"fetch_{_name}"
+            params:
+                note=f"{_root} is in place, so nothing is downloaded (move it away to download {_name} there again)",
+            log:
+                f"resources/logs/fetch_{_name}.log",
+            run:
+                print(params.note)
+                Path(log[0]).write_text(f"{params.note}\n")
+
+        continue
 
     checkpoint:
         name:
             f"fetch_{_name}"
         output:
-            directory(config["datasets"].get(_name, {}).get("root", f"resources/datasets/{_name}")),
+            directory(_root),
         params:
             p=_json.dumps({"item": config["fetch"].get(_name, {})}),
         log:

@@ -104,9 +104,17 @@ def test_weights_and_datasets_in_place_are_never_fetched_again(tmp_path):
     for path in (models / name, Path(cfg["datasets"]["ped2"]["root"])):
         os.utime(path, (old, old))
     r = smk(tmp_path, cfg, "-n", "results/ped2/scene/test/01.h5", "fetch_ped2")
-    assert planned_jobs(r.stdout) == {"scene": 1}, r.stdout
+    # fetch_ped2 named with the dataset in place: a job that only says so (no output, nothing deleted)
+    assert planned_jobs(r.stdout) == {"scene": 1, "fetch_ped2": 1}, r.stdout
+    assert "neither input nor output" in r.stdout and "fetch_model" not in r.stdout
     (models / name).unlink()  # a missing file is the download's job
     assert "fetch_model" in planned_jobs(smk(tmp_path, cfg, "-n", "results/ped2/scene/test/01.h5").stdout)
+    # not even a forced run: what is in place is no download's output, so nothing deletes it
+    shutil.copy(MODELS / name, models / name)
+    r = smk(tmp_path, cfg, "--forceall", "results/ped2/scene/test/01.h5", "fetch_ped2")
+    assert "fetch_model" not in r.stdout + r.stderr and "ped2sub is in place, so nothing is downloaded" in r.stdout
+    assert (models / name).read_bytes() == (MODELS / name).read_bytes()
+    assert len(list((Path(cfg["datasets"]["ped2"]["root"]) / "testing" / "frames" / "01").iterdir())) == 180
 
 
 def _subset(tmp: Path) -> dict:
