@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .jobs import Files, Job, run
+from .memory import keep_freed_memory
 from .settings import RULES
 
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     job = Job(rule=args.rule, input=_named(args.input, "--input"), output=_named(args.output, "--output"),
               params=params, wildcards=SimpleNamespace(**wildcards), threads=args.threads, device=args.device,
               log=args.log, extra=json.loads(args.extra), own_process=True)
+    if argv is None:  # a process of its own (the `hscvad` command), not a call from Python
+        keep_freed_memory()
     return run(job)
 
 
