@@ -4,13 +4,14 @@ glibc's ``malloc`` serves every block above its mmap threshold (at most 32 MB) w
 ``mmap`` and unmaps it when freed. A PyTorch model on the CPU allocates its activations anew for
 every batch (EfficientNet-Lite0 on 64 crops: 100 MB tensors), so each batch asks the kernel for
 zeroed pages again: on the CPU the PyTorch engine's appearance jobs spent more time in the kernel
-than in the model (6.4 M page faults for 320 crops; ``docs/benchmarks.md``, "Freed memory kept").
+than in the model (6.4 M page faults for 320 crops; ``docs/benchmarks.md``, "Freed memory kept for reuse").
 :func:`keep_freed_memory` makes ``malloc`` take every block from its heap and never shrink it, so
 freed blocks are reused: the same numbers, the kernel's share gone, and a process's resident memory
-stays at its peak until it ends (its peak itself can grow a little, since blocks of different
-sizes no longer fit in each other's freed space). Each job runs in a process of its own, whose
-entry point applies it (``scripts/run_stage.py``, the ``hscvad run`` command); it is no part of
-a stage's code version, since it changes no result. Elsewhere than glibc it does nothing.
+stays at its peak until it ends (the peak itself grows, by 40-85 % for PyTorch models on the CPU,
+since blocks of different sizes no longer fit in each other's freed space). Each job runs in a
+process of its own, whose entry point applies it (``scripts/run_stage.py``, the ``hscvad run``
+command); it is no part of a stage's code version, since it changes no result. Elsewhere than
+glibc it does nothing.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class MMDetYOLOv3(Detector, OpenMMLabBackend):
         mcfg.model.test_cfg.score_thr = float(cfg["min_score"])
         self._init("mmdet.apis:init_detector", mcfg, cfg, runtime, key)
         self.size = size
-        self.batch_size = int(cfg["batch_size"])  # frames per forward pass (detect_track batches them)
+        self.batch_size = int(cfg["batch_size"])  # frames per call (detect_track batches them; one pass on a GPU)
         self._pipeline = None
 
     def describe(self) -> str:
