@@ -214,9 +214,11 @@ def test_every_rule_runs_its_stage_through_the_one_script():
     import re
 
     text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    blocks = re.split(r"\n(?=rule |    rule:|    checkpoint:)", text)
+    blocks = re.split(r"\n(?=rule |    rule:|        rule:|    checkpoint:)", text)
     seen = set()
     for block in blocks[1:]:
+        if "print(params.note)" in block:  # fetch_<dataset> with its folder in place: a notice, no work
+            continue
         m = re.match(r"rule (\w+):", block) or re.search(r'name:\s*\n\s*f"(fetch_)\{_name\}"', block)
         if not m:
             continue
