@@ -70,6 +70,10 @@ def test_hscvad_run_is_the_job_a_rule_runs(tmp_path, capfd):
     console = capfd.readouterr().err
     assert console.startswith("hscvad appearance: error: ") and str(missing) in console.splitlines()[0]
     assert "Traceback" in log.read_text() and not (tmp_path / "o3.h5").exists()
+    # a per-video rule run without its video: the console says which option is missing
+    no_video = [a for a in args if a not in ("--video", "a")]
+    assert cli.main([*no_video, "--input", f"tracks={t}", "--output", f"out={tmp_path / 'o4.h5'}"]) == 1
+    assert capfd.readouterr().err.startswith("hscvad appearance: error: this job needs --video")
     print("after", file=__import__("sys").stderr)
     assert capfd.readouterr().err == "after\n"
 

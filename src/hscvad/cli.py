@@ -23,6 +23,16 @@ from .memory import keep_freed_memory
 from .settings import RULES
 
 
+class _Wildcards(SimpleNamespace):
+    """The wildcards given on the command line. One that the job reads and was not given names the
+    option that gives it (a per-video rule needs ``--split`` and ``--video``)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"this job needs --{name} (the {{{name}}} of the rule's output path)")
+
+
 def _named(items: list[str], what: str) -> Files:
     named: dict[str, list[str]] = {}
     for item in items:
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         params = stage_params(config, args.dataset, args.rule)
     wildcards = {k: getattr(args, k) for k in ("dataset", "split", "video") if getattr(args, k) is not None}
     job = Job(rule=args.rule, input=_named(args.input, "--input"), output=_named(args.output, "--output"),
-              params=params, wildcards=SimpleNamespace(**wildcards), threads=args.threads, device=args.device,
+              params=params, wildcards=_Wildcards(**wildcards), threads=args.threads, device=args.device,
               log=args.log, extra=json.loads(args.extra), own_process=True)
     if argv is None:  # a process of its own (the `hscvad` command), not a call from Python
         keep_freed_memory()
