@@ -1,6 +1,7 @@
 """EfficientNet-Lite on each runtime, side by side in one process: time per crop and agreement.
 
     python bench/appearance_runtimes.py [--variant 0] [--threads 1 2] [--batch 64] [--shared ../shared]
+                                        [--passes 64 16 4 1]
 
 Crops of real objects (YOLOX boxes on Ped2 test frames, the appearance stage's crop windows at the
 variant's training size), embedded by:
@@ -15,6 +16,10 @@ variant's training size), embedded by:
 Prints milliseconds per crop at each thread count and the largest absolute difference of each
 runtime's features from the reference's (with the features' scale). Timings are best of three
 passes over the crops, after one warm-up pass.
+
+Then ONNX Runtime alone with each of ``--passes`` crops per forward pass (a batch of 64, 16, ...
+down to one crop per call), at each thread count, side by side: milliseconds per crop, and whether
+the features are identical, bit for bit, to those of the largest batch.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--crops", type=int, default=128)
+    ap.add_argument("--passes", type=int, nargs="+", default=[64, 16, 4, 1],
+                    help="crops per forward pass compared for ONNX Runtime")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     args = ap.parse_args()
     import torch
@@ -114,7 +121,35 @@ def main() -> int:
         base = results["torch"][t_i][0]
         faster = [f"{e} {base / rows[t_i][0]:.1f}x" for e, rows in results.items() if e != "torch"]
         print(f"t{threads}: " + ", ".join(faster) + " faster than torch eager")
+    crops_per_pass(name, crops, args.threads, args.passes)
     return 0
+
+
+def crops_per_pass(name: str, crops: np.ndarray, thread_counts: list[int], passes: list[int]) -> None:
+    """ONNX Runtime with each number of crops per forward pass, side by side (the order of the
+    batch sizes alternates between two rounds; the better round counts)."""
+    print(f"\nonnxruntime, crops per forward pass (features against those of {max(passes)} per pass)")
+    print(f"{'crops per pass':<16}" + "".join(f"{f'ms/crop t{t}':>13}" for t in thread_counts) + f"{'identical':>11}")
+    rows: dict[int, list[float]] = {b: [] for b in passes}
+    same: dict[int, bool] = {b: True for b in passes}
+    for threads in thread_counts:
+        session = APPEARANCE.build(name, {"engine": "onnxruntime"}, Runtime("cpu", threads), "appearance").session
+        inp = session.get_inputs()[0].name
+
+        def forward(x, session=session, inp=inp):  # one forward pass, whatever the backend's own choice
+            return session.run(None, {inp: np.ascontiguousarray(x)})[0]
+
+        ref = timed(forward, crops, max(passes))[1]
+        best: dict[int, float] = {}
+        for order in (passes, passes[::-1]):
+            for b in order:
+                ms, feats = timed(forward, crops, b)
+                best[b] = min(best.get(b, ms), ms)
+                same[b] &= bool(np.array_equal(feats, ref))
+        for b in passes:
+            rows[b].append(best[b])
+    for b in passes:
+        print(f"{b:<16}" + "".join(f"{ms:>13.2f}" for ms in rows[b]) + f"{'yes' if same[b] else 'no':>11}")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,33 @@ def test_efficientnet_lite_on_onnxruntime_equals_pytorch_on_real_crops(variant, 
     assert (nn(a) == nn(b)).all()
 
 
+@need_shared(MODELS / "yolox_nano_416x416.onnx", PED2 / "testing" / "frames" / "01" / "100.jpg")
+def test_efficientnet_on_onnxruntime_on_the_cpu_runs_two_crops_per_thread_a_pass_with_the_same_features():
+    """Small passes are faster on the CPU (bench/appearance_runtimes.py) and change nothing: the
+    features of passes of at most two crops per thread equal, bit for bit, those of one pass of all."""
+    from hscvad.models.registry import APPEARANCE, Runtime
+
+    crops = _ped2_crops(224)
+    for threads, per_pass in ((1, 2), (2, 4)):
+        model = APPEARANCE.build("efficientnet_lite0", {"batch_size": 64}, Runtime("cpu", threads), "appearance")
+        assert model.batch_size == per_pass
+        sizes = []
+        run = model.session.run
+
+        def counted(outputs, feed, run=run, sizes=sizes):
+            sizes.append(len(next(iter(feed.values()))))
+            return run(outputs, feed)
+
+        model.session.run = counted
+        feats = model.embed(crops)
+        assert sizes == [min(per_pass, len(crops) - i) for i in range(0, len(crops), per_pass)]
+        model.session.run = run
+        one_pass = run(None, {model.session.get_inputs()[0].name: np.ascontiguousarray(crops)})[0]
+        assert np.array_equal(feats, one_pass)
+    small = APPEARANCE.build("efficientnet_lite0", {"batch_size": 1}, Runtime("cpu", 2), "appearance")
+    assert small.batch_size == 1  # a smaller setting is kept
+
+
 def test_the_exported_onnx_file_is_cached_checked_and_remade_when_it_does_not_match(tmp_path, monkeypatch):
     import json
 
