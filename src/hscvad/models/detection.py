@@ -162,6 +162,8 @@ class YOLOX(Detector):
         import cv2
 
         h, w = img_bgr.shape[:2]
+        if h == w == self.size:  # a whole tile: nothing to scale or pad
+            return img_bgr.transpose(2, 0, 1).astype(np.float32), 1.0
         r = min(self.size / h, self.size / w)
         canvas = np.full((self.size, self.size, 3), 114, np.uint8)
         if r != 1.0:
@@ -202,11 +204,10 @@ class YOLOX(Detector):
         """Detections of each image; the images go through the network in one call (one batch)
         when the model takes a batch, else one call each. Equal either way (tested)."""
         inputs = [self._letterbox(img) for img in images]
-        x = np.stack([i[0] for i in inputs])
         if self.batched:
-            outs = self.session.run(None, {self.input_name: x})[0]
+            outs = self.session.run(None, {self.input_name: np.stack([i[0] for i in inputs])})[0]
         else:
-            outs = [self.session.run(None, {self.input_name: x[k : k + 1]})[0][0] for k in range(len(x))]
+            outs = [self.session.run(None, {self.input_name: x[None]})[0][0] for x, _ in inputs]
         return [self._decode(o, r, *img.shape[:2]) for o, (_, r), img in zip(outs, inputs, images)]
 
     def _run(self, img_bgr: np.ndarray) -> Detections:

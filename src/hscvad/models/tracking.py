@@ -9,10 +9,37 @@ predicts every track each frame. Matching is class-aware (a bicycle never takes 
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .detection import Detections, box_iou
+
+
+def _assignment_solver():
+    """SciPy's ``linear_sum_assignment``, loaded from its compiled module alone: importing
+    ``scipy.optimize`` costs every tracking job about 0.3 s of start-up (its other solvers, linear
+    algebra and array-API layers), for a function that needs none of them. Falls back to the
+    ordinary import where SciPy's layout differs. The same function either way (tested)."""
+    try:
+        spec = importlib.util.find_spec("scipy")
+        folder = Path(spec.origin).parent / "optimize"
+        name = "scipy.optimize._lsap"
+        files = [f for f in folder.glob("_lsap.*")
+                 if any(f.name.endswith(sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES)]
+        loader = importlib.machinery.ExtensionFileLoader(name, str(files[0]))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+        loader.exec_module(module)
+        return module.linear_sum_assignment
+    except Exception:  # noqa: BLE001 - any surprise in SciPy's layout: the ordinary import
+        from scipy.optimize import linear_sum_assignment
+
+        return linear_sum_assignment
+
+
+linear_sum_assignment = _assignment_solver()
 
 TRACKED, LOST = 0, 1
 _WP, _WV = 1.0 / 20, 1.0 / 160  # ByteTrack's position / velocity noise weights
