@@ -1,7 +1,7 @@
 """EfficientNet-Lite on each runtime, side by side in one process: time per crop and agreement.
 
     python bench/appearance_runtimes.py [--variant 0] [--threads 1 2] [--batch 64] [--shared ../shared]
-                                        [--passes 64 16 4 1]
+                                        [--passes 64 16 8 4 2 1]
 
 Crops of real objects (YOLOX boxes on Ped2 test frames, the appearance stage's crop windows at the
 variant's training size), embedded by:
@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--crops", type=int, default=128)
-    ap.add_argument("--passes", type=int, nargs="+", default=[64, 16, 4, 1],
+    ap.add_argument("--passes", type=int, nargs="+", default=[64, 16, 8, 4, 2, 1],
                     help="crops per forward pass compared for ONNX Runtime")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     args = ap.parse_args()
