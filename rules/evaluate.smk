@@ -45,7 +45,7 @@ rule evaluate:
         stage_log("evaluate"),
     benchmark:
         stage_benchmark("evaluate")
-    threads: 1
+    threads: 2
     conda:
         "../envs/evaluate.yaml"
     script:
@@ -105,7 +105,7 @@ rule explain:
         stage_log("explain"),
     benchmark:
         stage_benchmark("explain")
-    threads: 1
+    threads: 2
     conda:
         "../envs/evaluate.yaml"
     script:

@@ -469,6 +469,19 @@ def test_motion_and_velocity_streams_end_to_end_on_synthetic_walkers(tmp_path):
     rows = (tmp_path / "top.csv").read_text().splitlines()
     assert rows[0].startswith("video,rank,clip,first_frame,last_frame,track_id,x1,y1,x2,y2,class,fused_z,")
     assert all(int(r.split(",")[2]) >= 6 for r in rows[1:])  # clips of frames >= 24 (clip length 4)
+    # two threads: worker processes draw the figures, the same files (PDF pages carry no date)
+    info2 = explain.run("own", ds, str(tmp_path / "s1.h5"), files[("tracks", "test")], str(tmp_path / "explain2"),
+                        str(tmp_path / "top2.csv"), {**params, "calibration": "tail", "track_window": 0}, threads=2)
+    assert info2 == info and (tmp_path / "top2.csv").read_bytes() == (tmp_path / "top.csv").read_bytes()
+    assert (tmp_path / "explain2" / "x.png").read_bytes() == (tmp_path / "explain" / "x.png").read_bytes()
+    out2 = evaluate.run("own", ds, str(tmp_path / "s1.h5"), str(tmp_path / "auc1b.json"), str(tmp_path / "f1b.csv"),
+                        str(tmp_path / "plots1b"), params, threads=2)
+    assert out2 == out and (tmp_path / "f1b.csv").read_bytes() == (tmp_path / "f1.csv").read_bytes()
+    figures = sorted(p.name for p in (tmp_path / "plots1").iterdir())
+    assert {"score_curves.pdf", "score_curves.png", "histogram.png"} <= set(figures)
+    assert figures == sorted(p.name for p in (tmp_path / "plots1b").iterdir())
+    for name in figures:
+        assert (tmp_path / "plots1b" / name).read_bytes() == (tmp_path / "plots1" / name).read_bytes(), name
     # MA-,+: the classifier's P(abnormal) replaces the motion score (it learns the augmentations' abnormality,
     # so on this toy walk it need not rank the frames well; the scores must be valid probabilities)
     score.run(str(tmp_path / "model.pt"), split_files, str(tmp_path / "scenes.h5"), str(tmp_path / "s2.h5"), params, RT,

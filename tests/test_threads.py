@@ -4,6 +4,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 from conftest import MODELS, need_shared
 from threadpoolctl import threadpool_info
 
@@ -99,3 +100,33 @@ def test_device_auto_asks_the_driver_before_importing_torch(monkeypatch):
     assert Runtime.resolve("auto").device == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a driver, but a CPU build of PyTorch
     assert Runtime.resolve("auto").device == "cpu"
+
+
+def _pid_and_pools(x):
+    return os.getpid(), x * 2, cv2.getNumThreads(), sorted(_blas_threads())
+
+
+def _fail(name):
+    raise ValueError(f"figure {name} could not be drawn")
+
+
+def test_workers_run_calls_in_one_thread_processes_and_raise_their_errors():
+    from hscvad.parallel import Workers
+
+    done = []
+    with threads.limit(2), Workers(2) as workers:
+        assert workers.parallel
+        results = [workers.submit(_pid_and_pools, i, callback=done.append) for i in range(4)]
+        out = [r.get() for r in results]
+    assert [o[1] for o in out] == [0, 2, 4, 6] and len(done) == 4
+    assert os.getpid() not in {o[0] for o in out}  # drawn elsewhere
+    assert all(o[2] == 1 and set(o[3]) <= {1} for o in out)  # each worker holds one thread
+    with pytest.raises(ValueError, match="figure b could not be drawn"), Workers(1) as workers:
+        workers.submit(_fail, "b")  # not waited for by the caller: leaving the block raises it
+    # no workers: the call runs at once, here
+    with Workers(0) as workers:
+        assert not workers.parallel
+        r = workers.submit(_pid_and_pools, 5, callback=done.append)
+        assert r.get()[:2] == (os.getpid(), 10) and done[-1] == r.get()
+        with pytest.raises(ValueError, match="figure c"):
+            workers.submit(_fail, "c")

@@ -42,7 +42,7 @@ def score_curves(videos, strict, ref, keep, labels, pdf_path: Path, png_path: Pa
     if video_dir is not None:
         Path(video_dir).mkdir(parents=True, exist_ok=True)
     with atomic_path(pdf_path) as tmp:
-        with PdfPages(tmp) as pdf:
+        with PdfPages(tmp, metadata={"CreationDate": None}) as pdf:  # no date: the same run, the same file
             for i, v in enumerate(videos):
                 fig, ax = plt.subplots(figsize=(10, 3))
                 _shade(ax, labels[i] if labels is not None else None)

@@ -16,6 +16,7 @@ from ..evaluation import plots
 from ..evaluation.objects import scores_header
 from ..evaluation.protocols import calibrate, macro_auc, micro_auc, reference_protocol, strict_protocol
 from ..h5store import atomic_path, open_store, read_arrays, write_json
+from ..parallel import Workers
 from ..settings import DATASET, Derived
 from .common import log
 
@@ -356,7 +357,17 @@ def read_scores(scores_file: str, track_window: int):
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, out_csv: str, plot_dir: str,
         params: dict, table: str | None = None, video_plots: str | None = None,
         track_files: list[str] | None = None, explanations: str | None = None,
-        dataset_check: str | None = None) -> dict:
+        dataset_check: str | None = None, threads: int = 1) -> dict:
+    """``threads`` > 1: the figures are drawn by ``threads - 1`` worker processes while this one
+    computes the localisation figures and writes the tables (:class:`hscvad.parallel.Workers`; the
+    same files)."""
+    with Workers(threads - 1) as workers:
+        return _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, params, table, video_plots,
+                    track_files, explanations, dataset_check, workers)
+
+
+def _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, params, table, video_plots, track_files,
+         explanations, dataset_check, workers) -> dict:
     params = {**params, "evaluation": _with_defaults(params["evaluation"])}
     window = int(params["evaluation"]["track_window"])
     streams, videos, n_frames, T, raw, train, stats, counts = read_scores(scores_file, window)
@@ -377,6 +388,12 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
         for p in ("strict", "reference"):
             fused[f"{p}_track_window_0"] = {**alt[p], "track_window": 0}
     per_stream["fused"] = fused
+    Path(plot_dir).mkdir(parents=True, exist_ok=True)
+    workers.submit(plots.score_curves, videos, strict_scores, ref_scores, keep, labels,
+                   Path(plot_dir) / "score_curves.pdf", Path(plot_dir) / "score_curves.png", dataset_name,
+                   video_dir=video_plots)
+    workers.submit(plots.histograms, strict_scores, ref_scores, keep, labels, Path(plot_dir) / "histogram.png",
+                   dataset_name)
     default = params["evaluation"]["protocol"]
     desc = _describe(params, T)
     with open_store(scores_file, "scores") as f:
@@ -428,10 +445,7 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, out_json: str, o
     if table is not None:
         write_auc_table(table, per_stream)
 
-    Path(plot_dir).mkdir(parents=True, exist_ok=True)
-    plots.score_curves(videos, strict_scores, ref_scores, keep, labels, Path(plot_dir) / "score_curves.pdf",
-                       Path(plot_dir) / "score_curves.png", dataset_name, video_dir=video_plots)
-    plots.histograms(strict_scores, ref_scores, keep, labels, Path(plot_dir) / "histogram.png", dataset_name)
+    workers.wait()
     log.info("evaluate: %s", json.dumps({p: fused[p] for p in fused}))
     return result
 
@@ -464,4 +478,4 @@ def main(job) -> None:
     o = job.output
     run(job.dataset, job.params["dataset"], job.input.scores, o.auc, o.csv, str(Path(o.curves).parent), job.params,
         table=o.table, video_plots=o.videos, track_files=job.input.tracks, explanations=job.input.explanations,
-        dataset_check=job.input.check)
+        dataset_check=job.input.check, threads=job.threads)

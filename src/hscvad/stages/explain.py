@@ -21,6 +21,7 @@ from ..data import build_dataset
 from ..evaluation import plots
 from ..evaluation.objects import load_objects
 from ..h5store import atomic_path, read_arrays
+from ..parallel import Workers
 from ..settings import DATASET, Derived
 from .common import log, progress
 
@@ -34,7 +35,14 @@ SETTINGS = (DATASET, "explain", Derived("calibration", ("evaluation.localisation
 
 
 def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: list[str], out_dir: str, out_csv: str,
-        params: dict) -> dict:
+        params: dict, threads: int = 1) -> dict:
+    """``threads`` > 1: the figures are drawn by that many worker processes while this one reads
+    the next videos' frames (:class:`hscvad.parallel.Workers`; the same files)."""
+    with Workers(threads if threads > 1 else 0) as workers:
+        return _run(dataset_name, dataset_cfg, scores_file, track_files, out_dir, out_csv, params, workers)
+
+
+def _run(dataset_name, dataset_cfg, scores_file, track_files, out_dir, out_csv, params, workers) -> dict:
     cfg = params["explain"]
     table = load_objects(scores_file, params["calibration"], int(params["track_window"]))
     T = table.clip_length
@@ -93,8 +101,11 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: lis
                 if wanted[p["frame"]] is None:
                     raise ValueError(f"test video {video}: frame {p['frame']} could not be decoded")
                 p["image"] = wanted[p["frame"]]
-            plots.explanation(Path(out_dir) / f"{video}.png", video, panels, table.streams)
-        bar.update(1)
+            workers.submit(plots.explanation, Path(out_dir) / f"{video}.png", video, panels, table.streams,
+                           callback=lambda _: bar.update(1))
+        else:
+            bar.update(1)
+    workers.wait()
     bar.close()
     header = ["video", "rank", "clip", "first_frame", "last_frame", "track_id", "x1", "y1", "x2", "y2", "class",
               "fused_z", "responsible_stream", *[f"raw_{s}" for s in table.streams], *[f"z_{s}" for s in table.streams]]
@@ -108,4 +119,4 @@ def run(dataset_name: str, dataset_cfg: dict, scores_file: str, track_files: lis
 
 def main(job) -> None:
     run(job.dataset, job.params["dataset"], job.input.scores, job.input.tracks, job.output.images, job.output.csv,
-        job.params)
+        job.params, job.threads)
