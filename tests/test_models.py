@@ -58,6 +58,29 @@ def test_bytetrack_is_class_aware_and_needs_two_frames_to_confirm():
     assert len(ids2) == 1 and ids2[0] != ids0[0]
 
 
+def test_bytetrack_tracks_a_low_confidence_object_only_without_score_weighing():
+    """An object the detector finds at score 0.3 in every frame, appearing after the first frame
+    beside a confident walker (docs/detection.md, "Tracking"): the defaults never track it (no
+    track starts below 0.5, and with the score weighing IoU x 0.3 cannot confirm one); with
+    high = new = 0.2 and fuse_score off it is tracked from its second frame."""
+    walker = np.array([[10, 10, 30, 50]], np.float32)
+
+    def frames():
+        yield Detections(walker, np.array([0.9], np.float32), np.array([0]))
+        for t in range(1, 8):
+            rider = np.array([[60 + 2 * t, 12, 80 + 2 * t, 48]], np.float32)
+            yield Detections(np.concatenate([walker, rider]), np.array([0.9, 0.3], np.float32), np.array([0, 0]))
+
+    def tracked(**cfg):
+        tr = TRACKERS.build("bytetrack", cfg)
+        return [sorted(idx.tolist()) for ids, idx in (tr.update(d) for d in frames())]
+
+    assert tracked() == [[0]] + [[0]] * 7  # the rider (index 1) never
+    assert tracked(new_track_threshold=0.2, high_threshold=0.2) == [[0]] + [[0]] * 7  # weighed: still never
+    low = tracked(new_track_threshold=0.2, high_threshold=0.2, fuse_score=False)
+    assert low == [[0], [0]] + [[0, 1]] * 6  # born in frame 1, confirmed and reported from frame 2
+
+
 def test_bytetrack_empty_frames():
     tr = TRACKERS.build("bytetrack")
     for _ in range(3):
