@@ -111,7 +111,7 @@ def _fail(name):
 
 
 def test_workers_run_calls_in_one_thread_processes_and_raise_their_errors():
-    from hscvad.parallel import Workers
+    from hscvad.parallel import MAX_QUEUED, Workers
 
     done = []
     with threads.limit(2), Workers(2) as workers:
@@ -119,6 +119,10 @@ def test_workers_run_calls_in_one_thread_processes_and_raise_their_errors():
         results = [workers.submit(_pid_and_pools, i, callback=done.append) for i in range(4)]
         out = [r.get() for r in results]
     assert [o[1] for o in out] == [0, 2, 4, 6] and len(done) == 4
+    with Workers(1) as workers:  # at most MAX_QUEUED calls wait per worker: the caller waits for the oldest
+        results = [workers.submit(_pid_and_pools, i) for i in range(3 * MAX_QUEUED)]
+        assert len(workers._pending) <= MAX_QUEUED
+    assert [r.get()[1] for r in results] == [2 * i for i in range(3 * MAX_QUEUED)]
     assert os.getpid() not in {o[0] for o in out}  # drawn elsewhere
     assert all(o[2] == 1 and set(o[3]) <= {1} for o in out)  # each worker holds one thread
     with pytest.raises(ValueError, match="figure b could not be drawn"), Workers(1) as workers:

@@ -13,6 +13,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+#: calls queued per worker at most: the caller waits before it submits more (their arguments, frames
+#: for instance, are held until a worker takes them)
+MAX_QUEUED = 4
+
 
 def _one_thread() -> None:
     """Initialiser of a worker: every thread pool it inherited from the job sized to one thread
@@ -54,7 +58,8 @@ class Workers:
         return self._pool is not None
 
     def submit(self, fn: Callable, *args, callback: Callable | None = None, **kwargs):
-        """Run ``fn(*args, **kwargs)`` in a worker (``fn`` and its arguments are pickled); returns an
+        """Run ``fn(*args, **kwargs)`` in a worker (``fn`` and its arguments are pickled; with
+        :data:`MAX_QUEUED` calls per worker unfinished, first wait for the oldest); returns an
         object whose ``get()`` waits for the result. ``callback(result)`` runs in this process when
         the call has finished."""
         if self._pool is None:
@@ -62,6 +67,8 @@ class Workers:
             if callback is not None:
                 callback(value)
             return _Done(value)
+        while len(self._pending) >= MAX_QUEUED * self.processes:  # bounded: the caller waits for the oldest
+            self._pending.pop(0).get()
         result = self._pool.apply_async(fn, args, kwargs, callback=callback)
         self._pending.append(result)
         return result
