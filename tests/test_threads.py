@@ -134,3 +134,18 @@ def test_workers_run_calls_in_one_thread_processes_and_raise_their_errors():
         assert r.get()[:2] == (os.getpid(), 10) and done[-1] == r.get()
         with pytest.raises(ValueError, match="figure c"):
             workers.submit(_fail, "c")
+
+
+def _die(code):
+    os._exit(code)
+
+
+def test_a_worker_that_dies_fails_the_job_instead_of_hanging():
+    """A worker killed (for memory, say) mid-call: the call's result raises, as does leaving the
+    block, where a pool that lost the call would wait for it forever."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from hscvad.parallel import Workers
+
+    with pytest.raises(BrokenProcessPool), Workers(1) as workers:
+        workers.submit(_die, 3)

@@ -29,47 +29,56 @@ def _one_thread() -> None:
         cv2.setNumThreads(1)
 
 
-class _Done:
-    """The result of a call made at once (no workers): ``get()`` as a pool's result has it."""
+class _Result:
+    """A submitted call: ``get()`` waits for its value, or raises what the call raised (a worker
+    that died, killed for memory for instance, raises ``BrokenProcessPool`` instead of leaving
+    the job waiting)."""
 
-    def __init__(self, value: Any):
-        self.value = value
+    def __init__(self, future=None, value: Any = None):
+        self._future, self._value = future, value
 
     def get(self) -> Any:
-        return self.value
+        return self._future.result() if self._future is not None else self._value
 
 
 class Workers:
-    """``processes`` forked worker processes (created at once, before the job starts any thread of
+    """``processes`` forked worker processes (started at once, before the job starts any thread of
     its own), or none where ``processes`` < 1 or the platform cannot fork: then :meth:`submit` calls
     the function at once in this process. Use as a context manager: leaving it waits for every
     submitted call and raises again the first exception a worker raised (as does a result's
-    ``get()``); leaving it on an exception stops the workers."""
+    ``get()``); leaving it on an exception cancels the calls not started."""
 
     def __init__(self, processes: int):
         self.processes = max(0, int(processes))
         self._pool = None
-        self._pending: list = []
+        self._pending: list[_Result] = []
         if self.processes >= 1 and "fork" in multiprocessing.get_all_start_methods():
-            self._pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_one_thread)
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_one_thread)
+            self._pool.submit(int).result()  # a forking pool starts all its workers at its first call: now
 
     @property
     def parallel(self) -> bool:
         return self._pool is not None
 
-    def submit(self, fn: Callable, *args, callback: Callable | None = None, **kwargs):
+    def submit(self, fn: Callable, *args, callback: Callable | None = None, **kwargs) -> _Result:
         """Run ``fn(*args, **kwargs)`` in a worker (``fn`` and its arguments are pickled; with
         :data:`MAX_QUEUED` calls per worker unfinished, first wait for the oldest); returns an
         object whose ``get()`` waits for the result. ``callback(result)`` runs in this process when
-        the call has finished."""
+        the call has succeeded."""
         if self._pool is None:
             value = fn(*args, **kwargs)
             if callback is not None:
                 callback(value)
-            return _Done(value)
+            return _Result(value=value)
         while len(self._pending) >= MAX_QUEUED * self.processes:  # bounded: the caller waits for the oldest
             self._pending.pop(0).get()
-        result = self._pool.apply_async(fn, args, kwargs, callback=callback)
+        future = self._pool.submit(fn, *args, **kwargs)
+        if callback is not None:
+            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else callback(f.result()))
+        result = _Result(future)
         self._pending.append(result)
         return result
 
@@ -88,8 +97,6 @@ class Workers:
         try:
             if exc_type is None:
                 self.wait()
-                self._pool.close()
         finally:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
