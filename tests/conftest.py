@@ -101,6 +101,41 @@ def auc_from_csv(path: Path, column: str) -> float:
     return float(roc_auc_score([int(r["label"]) for r in rows], [float(r[column]) for r in rows]))
 
 
+def assert_same_detections(a, b, *, box_atol: float = 1e-3, box_rtol: float = 1e-5, score_atol: float = 1e-5,
+                           cap: int | None = None, what: str = "") -> None:
+    """``a`` and ``b`` (Detections) hold the same detections, each (class, box, score) matched one to
+    one within the tolerances (a coordinate within ``box_atol + box_rtol * |coordinate|``: random
+    weights put boxes hundreds of pixels outside the frame, where float32 rounding differs in the
+    third decimal), in whatever order.
+
+    Two passes that compute the same scores along different paths (a batch against a frame alone,
+    another thread count, another CPU) differ in the last bits, and detections whose scores tie to
+    those bits (one box for several classes, two boxes of equal score) come out in either order:
+    order is not what such a comparison checks. With ``cap`` (the detector keeps at most that many),
+    a full list may also trade at most two of its lowest detections (within ``score_atol`` of the
+    lowest score) for ones tied with them just below the cut."""
+    from scipy.optimize import linear_sum_assignment
+
+    assert len(a) == len(b), f"{what}: {len(a)} detections against {len(b)}"
+    ok = ((a.classes[:, None] == b.classes[None, :])
+          & (np.abs(a.boxes[:, None, :] - b.boxes[None, :, :])
+             <= box_atol + box_rtol * np.abs(b.boxes[None, :, :])).all(-1)
+          & (np.abs(a.scores[:, None] - b.scores[None, :]) <= score_atol))
+    rows, cols = linear_sum_assignment(~ok)  # a largest one-to-one matching among the pairs that agree
+    matched = ok[rows, cols]
+    left_a = np.setdiff1d(np.arange(len(a)), rows[matched])
+    left_b = np.setdiff1d(np.arange(len(b)), cols[matched])
+    if len(left_a) == 0:
+        return
+    at_cut = (cap is not None and len(a) == cap and len(left_a) <= 2
+              and (a.scores[left_a] <= a.scores.min() + score_atol).all()
+              and (b.scores[left_b] <= b.scores.min() + score_atol).all())
+    assert at_cut, (f"{what}: {len(left_a)} of {len(a)} detections have no counterpart; first unmatched: "
+                    f"class {a.classes[left_a[0]]} box {a.boxes[left_a[0]].tolist()} "
+                    f"score {a.scores[left_a[0]]:.6g}; the other side's unmatched classes "
+                    f"{b.classes[left_b].tolist()[:5]}")
+
+
 
 # --- running the workflow -------------------------------------------------------------------------
 

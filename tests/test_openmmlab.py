@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import MODELS, REPO, need_shared
+from conftest import MODELS, REPO, assert_same_detections, need_shared
 
 from hscvad.config import load_config
 from hscvad.models.detection import Detections
@@ -52,11 +52,10 @@ def test_yolov3_detects_on_a_frame_and_in_a_batch(frame):
     frames = [frame, frame[:, ::-1].copy(), np.roll(frame, 17, axis=0)]
     batched = det.detect_batch(frames)
     assert len(batched) == 3 and all(isinstance(x, Detections) for x in batched)
-    for f, b in zip(frames, batched):  # a batch gives each frame the boxes it gets alone
+    for i, (f, b) in enumerate(zip(frames, batched)):  # a batch gives each frame the detections it gets alone
         one = det.detect(f)
-        assert len(one.boxes) == len(b.boxes) > 0
-        assert np.allclose(one.boxes, b.boxes, atol=1e-3) and np.allclose(one.scores, b.scores, atol=1e-5)
-        assert (one.classes == b.classes).all()
+        assert len(one) > 0
+        assert_same_detections(one, b, cap=det.model.test_cfg["max_per_img"], what=f"frame {i}")
 
 
 def test_yolov3_runs_at_its_input_size_and_a_batch_in_one_forward_pass_on_a_gpu(frame):
@@ -76,9 +75,11 @@ def test_yolov3_runs_at_its_input_size_and_a_batch_in_one_forward_pass_on_a_gpu(
         batched = det.detect_batch([frame, frame[:, ::-1].copy()])
         hook.remove()
         assert seen == [(2, 3, h, size)], (size, seen)
-        for a, b in zip(alone, batched):  # each frame of the batch gets the boxes it gets alone
-            assert len(a.boxes) == len(b.boxes) > 0 and (a.classes == b.classes).all()
-            assert np.allclose(a.boxes, b.boxes, atol=1e-3) and np.allclose(a.scores, b.scores, atol=1e-5)
+        # each frame of the batch gets the detections it gets alone; with random weights many tie (one
+        # box for several classes), and the two passes may order those either way
+        for i, (a, b) in enumerate(zip(alone, batched)):
+            assert len(a) > 0
+            assert_same_detections(a, b, cap=det.model.test_cfg["max_per_img"], what=f"size {size}, frame {i}")
 
 
 @pytest.mark.parametrize("backend", ["mmdet_bytetrack", "mmdet_ocsort"])
