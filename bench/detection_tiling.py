@@ -12,9 +12,9 @@ For each detector setting, in one process, one after the other:
 - *ms per frame* of the detector alone on 360x240 (Ped2), 640x360 (Avenue) and 856x480 (the size of
   ShanghaiTech: Avenue frames resized, as no ShanghaiTech video is at hand) frames.
 
-Settings: ``tiles`` (the 2x tiles alone, the default and Ped2's: pieces of one person in two tiles
-stay two boxes), ``tiles+whole`` (``full_frame: true``, Avenue's and ShanghaiTech's: the tiles, a
-pass over the whole frame, cut boxes dropped or joined), ``whole`` (upscale 1: one pass over the
+Settings: ``tiles`` (the 2x tiles alone, Ped2's: pieces of one person in two tiles stay two
+boxes), ``tiles+whole`` (``full_frame: true``, the default, so Avenue's, ShanghaiTech's and own
+footage's: the tiles, a pass over the whole frame, cut boxes dropped or joined), ``whole`` (upscale 1: one pass over the
 letterboxed frame), ``single`` (``single_pass: true``: the enlarged frame in one pass, padded to a
 multiple of 32, no tiles) and ``single+whole`` (that and the whole-frame pass).
 """
@@ -39,8 +39,8 @@ from hscvad.models.registry import DETECTORS, Runtime  # noqa: E402
 from hscvad.stages import detect_track  # noqa: E402
 
 SETTINGS = {
-    "tiles": {"full_frame": False},    # the default, Ped2's
-    "tiles+whole": {"full_frame": True},  # Avenue's and ShanghaiTech's (config.yaml)
+    "tiles": {"full_frame": False},    # Ped2's (config.yaml)
+    "tiles+whole": {"full_frame": True},  # the default: Avenue's, ShanghaiTech's, own footage's
     "whole": {"upscale": 1.0},
     "single": {"single_pass": True},  # the enlarged frame in one pass, no tiles
     "single+whole": {"single_pass": True, "full_frame": True},

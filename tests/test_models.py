@@ -518,6 +518,28 @@ def _avenue_detector():
     return DETECTORS.build("yolox", {**cfg, "weights": str(MODELS / "yolox_nano_416x416.onnx")})
 
 
+@pytest.mark.slow
+@need_shared(MODELS / "yolox_nano_416x416.onnx", AVENUE16)
+def test_own_footage_with_default_settings_is_tracked_as_whole_people(tmp_path):
+    """Avenue training video 16 as a `folder` dataset with every default, as a user's own footage
+    gets it: the detect_track stage's params carry the whole-frame pass, and its 15-22 people in
+    view give at most 19 tracked boxes per frame (the tiles alone: 27.5, a half per tile)."""
+    from conftest import base_config
+
+    from hscvad.config import stage_params, validate
+    from hscvad.models.registry import Runtime
+    from hscvad.stages import detect_track
+
+    (tmp_path / "own" / "train").mkdir(parents=True)
+    (tmp_path / "own" / "train" / "16.avi").symlink_to(AVENUE16)
+    cfg = validate(base_config(tmp_path, own={"adapter": "folder", "root": str(tmp_path / "own")}))
+    params = stage_params(cfg, "own", "detect_track")
+    assert params["detection"]["backend"] == "yolox" and params["detection"]["yolox"]["full_frame"] is True
+    r = detect_track.run("own", params["dataset"], "train", "16", str(tmp_path / "16.h5"), params, Runtime("cpu", 2))
+    assert r["n_frames"] == 244
+    assert 10 <= r["n_rows"] / r["n_frames"] <= 19, r  # and the crowd is tracked
+
+
 @need_shared(MODELS / "yolox_nano_416x416.onnx", AVENUE16)
 def test_a_person_across_any_tile_border_is_one_box():
     """A real person (cut from an Avenue frame) pasted across every tile border of Avenue's

@@ -49,7 +49,8 @@ def _subset(tmp: Path, n: int = 64) -> dict:
                 (d / f"{i:03d}.jpg").symlink_to(PED2 / split / "frames" / v / f"{start + i:03d}.jpg")
     labels = f"TestVideoFile = {{}};\nTestVideoFile{{end+1}}.gt_frame = [31:{n}];\n"
     (root / "testing" / "UCSDped2.m").write_text(labels)
-    return {"adapter": "ucsd_ped", "root": str(root), "streams": ["appearance"]}
+    return {"adapter": "ucsd_ped", "root": str(root), "streams": ["appearance"],
+            "detection": {"yolox": {"full_frame": False}}}  # Ped2's detector, as config.yaml gives it
 
 
 def _config(tmp: Path) -> dict:

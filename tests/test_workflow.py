@@ -130,6 +130,7 @@ def _subset(tmp: Path) -> dict:
     lines = [l for l in (PED2 / "testing" / "UCSDped2.m").read_text().splitlines() if "gt_frame" in l]
     (root / "testing" / "UCSDped2.m").write_text("\n".join(lines[:2]) + "\n")
     return {"adapter": "ucsd_ped", "root": str(root), "streams": ["appearance"],
+            "detection": {"yolox": {"full_frame": False}},  # Ped2's detector, as config.yaml gives it
             "evaluation": {"reference": {"window": 60, "sigma": 6}, "strict": {"sigma": 6}}}
 
 
