@@ -176,16 +176,26 @@ def stream_inputs(split, stream):
 FETCHABLE = config["fetch"].get("models", {})
 
 
-def weights(section_name, dataset_name=None):
-    """The weights file of a stage's configured backend, checked for existence. A missing file
-    that the fetch_model rule can download becomes that rule's job; any other missing file stops
-    the run with the config key and the path."""
-    sec = config[section_name]
+def stage_weights(section_name, dataset_name):
+    """(the weights path of a stage's configured backend or None, the config key that sets it), as
+    ``dataset_name``'s jobs see them: a dataset may override the detection and tracking sections,
+    its backend and weights included."""
+    sec = section(config, dataset_name, section_name) if section_name in OVERRIDABLE_SECTIONS else config[section_name]
     backend = sec["backend"]
-    path = sec.get(backend, {}).get("weights")
+    key = f"{section_name}.{backend}.weights"
+    own = config["datasets"][dataset_name].get(section_name, {}).get(backend, {})
+    if section_name in OVERRIDABLE_SECTIONS and "weights" in own:
+        key = f"datasets.{dataset_name}.{key}"
+    return sec.get(backend, {}).get("weights"), key
+
+
+def weights(section_name, dataset_name):
+    """The weights file of a stage's configured backend for ``dataset_name``, checked for existence.
+    A missing file that the fetch_model rule can download becomes that rule's job; any other missing
+    file stops the run with the config key and the path."""
+    path, key = stage_weights(section_name, dataset_name)
     if path is None:
         return []
-    key = f"{section_name}.{backend}.weights"
     p = Path(path)
     # ancient: the file's date does not rerun anything, its bytes do (WEIGHTS, in the rules' params)
     if p.exists():
@@ -202,8 +212,7 @@ def WEIGHTS(section_name):
     as its published sha256 (which the fetch checks), or as pending when none is published."""
 
     def digest(wildcards):
-        sec = config[section_name]
-        path = sec.get(sec["backend"], {}).get("weights")
+        path = stage_weights(section_name, wildcards.dataset)[0]
         if path is None:
             return "none"
         if Path(path).exists():

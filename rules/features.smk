@@ -5,7 +5,7 @@ rule appearance:
     input:
         video=video_input,
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
-        weights=lambda w: weights("appearance"),
+        weights=lambda w: weights("appearance", w.dataset),
     output:
         "results/{dataset}/objects/{split}/{video}.h5",
     params:
@@ -29,7 +29,7 @@ rule appearance:
 rule scene:
     input:
         video=video_input,
-        weights=lambda w: weights("scene"),
+        weights=lambda w: weights("scene", w.dataset),
     output:
         "results/{dataset}/scene/{split}/{video}.h5",
     params:

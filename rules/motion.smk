@@ -5,7 +5,7 @@ rule pose:
     input:
         video=video_input,
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
-        weights=lambda w: weights("pose"),
+        weights=lambda w: weights("pose", w.dataset),
     output:
         "results/{dataset}/pose/{split}/{video}.h5",
     params:
@@ -30,7 +30,7 @@ rule motion:
     input:
         tracks="results/{dataset}/tracks/{split}/{video}.h5",
         pose="results/{dataset}/pose/{split}/{video}.h5",
-        weights=lambda w: weights("motion"),
+        weights=lambda w: weights("motion", w.dataset),
     output:
         "results/{dataset}/motion/{split}/{video}.h5",
     params:
@@ -55,7 +55,7 @@ rule augment_motion:
     input:
         model="results/{dataset}/hsc/model.pt",
         motion=per_video("results/{dataset}/motion/{split}/{video}.h5", "train"),
-        weights=lambda w: weights("motion"),
+        weights=lambda w: weights("motion", w.dataset),
         scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
     output:
         "results/{dataset}/motion_augmentation/augmented.h5",

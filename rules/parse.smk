@@ -4,7 +4,7 @@
 rule detect_track:
     input:
         video=video_input,
-        weights=lambda w: weights("detection"),
+        weights=lambda w: weights("detection", w.dataset),
     output:
         "results/{dataset}/tracks/{split}/{video}.h5",
     params:

@@ -26,6 +26,7 @@ from conftest import (
     need_shared,
     planned_jobs,
     smk,
+    synthetic_dataset,
 )
 
 from hscvad.config import load_config
@@ -157,6 +158,33 @@ def test_weights_rerun_their_stage_by_their_bytes_not_their_date(tmp_path):
     assert planned_jobs(smk(tmp_path, cfg, "-n", target).stdout) == {}
     weights.write_bytes(weights.read_bytes() + b"\0")  # ONNX ignores it; the pipeline cannot know
     assert planned_jobs(smk(tmp_path, cfg, "-n", target).stdout) == {"detect_track": 1}
+
+
+@REAL
+def test_a_dataset_s_own_detector_weights_are_its_jobs_input(tmp_path):
+    """A dataset that names its own detector weights (``datasets.<name>.detection.yolox.weights``)
+    detects with them: a missing file stops the run naming that key, and other bytes rerun that
+    dataset's detection, not another's."""
+    import shutil
+
+    own = tmp_path / "models" / "own.onnx"
+    ds = synthetic_dataset(tmp_path / "data", n_train=1, n_test=0, n_frames=6)
+    cfg = base_config(tmp_path, a=ds, b={**ds, "detection": {"yolox": {"weights": "models/own.onnx"}}})
+    targets = ["results/a/tracks/train/tr0.h5", "results/b/tracks/train/tr0.h5"]
+    r = smk(tmp_path, cfg, "-n", targets[1], check=False)
+    assert r.returncode != 0
+    missing = f"datasets.b.detection.yolox.weights: weights file not found: {own.relative_to(tmp_path)}"
+    assert missing in r.stdout + r.stderr
+    assert planned_jobs(smk(tmp_path, cfg, "-n", targets[0]).stdout) == {"detect_track": 1}
+    own.parent.mkdir()
+    shutil.copy(MODELS / "yolox_nano_416x416.onnx", own)
+    smk(tmp_path, cfg, *targets)
+    with h5py.File(tmp_path / targets[1]) as f:
+        assert f.attrs["stage"] == "tracks" and f.attrs["n_frames"] == 6
+    assert planned_jobs(smk(tmp_path, cfg, "-n", *targets).stdout) == {}
+    own.write_bytes(own.read_bytes() + b"\0")
+    r = smk(tmp_path, cfg, "-n", *targets)
+    assert planned_jobs(r.stdout) == {"detect_track": 1} and "results/b/tracks/train/tr0.h5" in r.stdout
 
 
 @pytest.fixture(scope="module")
