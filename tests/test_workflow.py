@@ -161,6 +161,7 @@ def test_weights_rerun_their_stage_by_their_bytes_not_their_date(tmp_path):
 
 
 @REAL
+@pytest.mark.slow
 def test_a_dataset_s_own_detector_weights_are_its_jobs_input(tmp_path):
     """A dataset that names its own detector weights (``datasets.<name>.detection.yolox.weights``)
     detects with them: a missing file stops the run naming that key, and other bytes rerun that
