@@ -176,11 +176,18 @@ def stream_inputs(split, stream):
 FETCHABLE = config["fetch"].get("models", {})
 
 
+def stage_section(section_name, dataset_name):
+    """A stage's config section as ``dataset_name``'s jobs see it: a dataset may override the
+    detection and tracking sections (their backend and its weights included)."""
+    if section_name in OVERRIDABLE_SECTIONS:
+        return section(config, dataset_name, section_name)
+    return config[section_name]
+
+
 def stage_weights(section_name, dataset_name):
-    """(the weights path of a stage's configured backend or None, the config key that sets it), as
-    ``dataset_name``'s jobs see them: a dataset may override the detection and tracking sections,
-    its backend and weights included."""
-    sec = section(config, dataset_name, section_name) if section_name in OVERRIDABLE_SECTIONS else config[section_name]
+    """(the weights path of a stage's configured backend for ``dataset_name``, or None; the config
+    key that sets it)."""
+    sec = stage_section(section_name, dataset_name)
     backend = sec["backend"]
     key = f"{section_name}.{backend}.weights"
     own = config["datasets"][dataset_name].get(section_name, {}).get(backend, {})
@@ -256,8 +263,8 @@ def backend_gpu(*sections):
         from hscvad.config import backend_settings
         from hscvad.models.registry import backend_uses_gpu, registry_for
 
-        def uses_gpu(s):  # a dataset may override its detection / tracking backend
-            sec = section(config, wildcards.dataset, s) if s in OVERRIDABLE_SECTIONS else config[s]
+        def uses_gpu(s):
+            sec = stage_section(s, wildcards.dataset)
             cls = registry_for(s).get(sec["backend"], f"{s}.backend")
             settings = backend_settings(s, sec["backend"], sec.get(sec["backend"]),
                                         getattr(cls, "section_settings", ()))
