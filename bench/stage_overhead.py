@@ -31,6 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from hscvad.appearance import select_rows  # noqa: E402
 from hscvad.config import stage_params, validate  # noqa: E402
 from hscvad.data import build_dataset  # noqa: E402
 from hscvad.features import object_samples  # noqa: E402
@@ -38,7 +39,6 @@ from hscvad.h5store import read_arrays  # noqa: E402
 from hscvad.models.appearance import crop_boxes  # noqa: E402
 from hscvad.models.registry import Runtime, registry_for  # noqa: E402
 from hscvad.stages import appearance, detect_track, flow, scene  # noqa: E402
-from hscvad.stages.appearance import select_rows  # noqa: E402
 
 STAGES = ("detect_track", "appearance", "scene", "flow")
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from conftest import MODELS, PED2, SHARED, assert_same_detections, need_shared
 
+from hscvad.appearance import select_rows
 from hscvad.features import object_samples
 from hscvad.models.detection import Detections, _tiles, box_iou, nms
 from hscvad.models.registry import DETECTORS, TRACKERS
 from hscvad.models.scene import scene_cells
-from hscvad.stages.appearance import select_rows
 
 
 def moving_boxes(n_frames=40, seed=0):

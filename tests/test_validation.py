@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from test_velocity import EDGES, _moving_boxes, _person_track, col
 
-from hscvad.evaluation.validation import GLIDE_COVERAGE, clip_auc, roc_auc, synthetic_rows
+from hscvad.evaluation.validation import APPEARANCE_KINDS, GLIDE_COVERAGE, alter_box, clip_auc, roc_auc, synthetic_rows
 from hscvad.velocity import velocity_descriptor
 
 
@@ -160,3 +160,69 @@ def test_averaging_along_tracks_steadies_lasting_anomalies_and_dilutes_short_one
     short = clip_events(moving, video, clip, n_frames, 4, seed=0)
     assert figure(lasting, 2) > figure(lasting, 0) + 0.02
     assert figure(short, 2) < figure(short, 0) - 0.02
+
+
+@pytest.mark.parametrize("kind", APPEARANCE_KINDS)
+def test_an_appearance_anomaly_changes_the_object_s_pixels_and_nothing_else(kind):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    before = img.copy()
+    box = np.array([10.4, 5.5, 30.2, 45.0])  # rounded outwards: columns 10-30, rows 5-44
+    out = alter_box(kind, img, box)
+    assert np.array_equal(img, before)  # the input is not modified
+    inside = np.zeros((60, 80), bool)
+    inside[5:45, 10:31] = True
+    assert np.array_equal(out[~inside], img[~inside])
+    region, got = img[5:45, 10:31], out[5:45, 10:31]
+    assert (got != region).mean() > 0.9  # really altered
+    if kind == "flip":  # the same pixels upside down: the same colours, another shape
+        assert np.array_equal(got, region[::-1])
+    else:  # the same shapes, redder: red up, green and blue down
+        r, g = region.astype(int), got.astype(int)
+        assert (g[..., 0] >= r[..., 0]).all() and (g[..., 1:] <= r[..., 1:]).all()
+        assert np.corrcoef(g[..., 1].ravel(), r[..., 1].ravel())[0, 1] > 0.99
+    grey = np.repeat(img[..., :1], 3, axis=2)  # a grey scene's object changes too
+    assert (alter_box(kind, grey, box)[5:45, 10:31] != grey[5:45, 10:31]).any(2).mean() > 0.9
+    edge = alter_box(kind, img, np.array([-5.0, -5.0, 4.0, 200.0]))  # clipped to the image
+    assert np.array_equal(edge[:, 4:], img[:, 4:]) and not np.array_equal(edge[:, :4], img[:, :4])
+    with pytest.raises(ValueError, match="unknown appearance anomaly"):
+        alter_box("melt", img, box)
+
+
+def test_sample_features_embed_chosen_samples_from_altered_frames_with_the_stage_s_crops():
+    """The appearance stage's feature code: a chosen subset of samples gets the features it gets in a
+    full pass; an alteration reaches exactly the crops of the chosen samples."""
+    from hscvad.appearance import sample_features
+    from hscvad.features import object_samples
+
+    class MeanPixel:  # a transparent embedding: the mean of each channel of the crop
+        dim, input_hw, keep_aspect = 3, (8, 8), False
+
+        def embed(self, crops):
+            return crops.reshape(len(crops), -1, 3).mean(1)
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(8)]
+    for f in frames:  # red objects on a noisy street
+        f[5:30, 5:20] = (200, 40, 40)
+        f[8:35, 30:50] = (180, 30, 60)
+
+    def source(keep):
+        return (f if keep(t) else None for t, f in enumerate(frames))
+
+    frame = np.repeat(np.arange(8), 2)
+    track = np.tile([1, 2], 8)
+    boxes = np.where(track[:, None] == 1, [[5, 5, 20, 30]], [[30, 8, 50, 35]]).astype(np.float32)
+    sample, uniq = object_samples(frame, track, 4)
+    S = len(uniq)
+    kw = {"crops_per_sample": 2, "context": 1.0, "batch_size": 3}
+    full, n = sample_features(source, frame, sample, boxes, S, 8, MeanPixel(), **kw)
+    assert S == 4 and (n == 2).all() and not np.allclose(full[0], full[1])
+    chosen = np.array([True, False, False, True])
+    sub, n_sub = sample_features(source, frame, sample, boxes, S, 8, MeanPixel(), embed=chosen, **kw)
+    np.testing.assert_allclose(sub[chosen], full[chosen], rtol=1e-6)
+    assert (sub[~chosen] == 0).all() and (n_sub[~chosen] == 0).all()
+    alt, _ = sample_features(source, frame, sample, boxes, S, 8, MeanPixel(), embed=chosen,
+                             alter=lambda img, box: alter_box("recolour", img, box), **kw)
+    # a red tint inside the box moves each chosen sample's mean colour
+    assert (np.abs(alt[chosen] - full[chosen]).max(1) > 1).all()

@@ -21,11 +21,23 @@ Only moving samples are altered (``bench/validation.py``: track centre speed >= 
 still object moved "twice as fast" stays still. The other streams see the object unchanged (a skater looks like a
 walker), so its appearance score is the original sample's. Every sample is scored as the score
 stage scores training samples: leave-one-video-out, with the run's read-out temperature.
+
+Appearance anomalies (``bench/appearance_validation.py``) alter the pixels inside an object's box
+in every frame its crops are taken from (:func:`alter_box`: ``flip``, upside down; ``recolour``,
+tinted red), leaving its context and motion as they are; the appearance stage's own code crops
+and embeds them.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: appearance anomalies, made in the frame inside an object's box before it is cropped
+#: (``alter_box``): ``flip``, the object upside down; ``recolour``, the same shapes tinted a
+#: saturated red (a grey scene's object too: a rotation of the channels would leave grey unchanged)
+APPEARANCE_KINDS = ("flip", "recolour")
+#: ``recolour``'s gain per RGB channel
+TINT = np.array([1.3, 0.45, 0.45])
 
 KINDS = {"fast": 2.0, "glide": 1.5, "rush": 4.0}
 #: the alteration each kind applies (``rush``: ``fast`` at 4x, an extreme anomaly like a vehicle)
@@ -112,6 +124,24 @@ def synthetic_rows(kind: str, frame: np.ndarray, track: np.ndarray, boxes: np.nd
     st[np.arange(len(st)), 4 + bins] = p * speed
     st[:, 4 + B :] = p * (speed[:, None] > edges[None, :])
     return out_b, st.astype(np.float32)
+
+
+def alter_box(kind: str, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) with the pixels inside ``box`` (x1, y1, x2, y2; clipped to the
+    image, rounded outwards) altered as ``kind`` (:data:`APPEARANCE_KINDS`); every other pixel is
+    the input's."""
+    if kind not in APPEARANCE_KINDS:
+        raise ValueError(f"unknown appearance anomaly {kind!r}; known: {list(APPEARANCE_KINDS)}")
+    h, w = image.shape[:2]
+    x0, y0 = (int(np.clip(np.floor(c), 0, m)) for c, m in ((box[0], w), (box[1], h)))
+    x1, y1 = (int(np.clip(np.ceil(c), 0, m)) for c, m in ((box[2], w), (box[3], h)))
+    out = image.copy()
+    region = image[y0:y1, x0:x1]
+    if kind == "flip":
+        out[y0:y1, x0:x1] = region[::-1]
+    else:
+        out[y0:y1, x0:x1] = np.clip(region * TINT, 0, 255).astype(image.dtype)
+    return out
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
