@@ -70,7 +70,10 @@ def validate(results: Path, n_samples: int, seed: int, threads: int, configfiles
 
     acfg = cfg["appearance"]
     model = APPEARANCE.build(acfg["backend"], acfg.get(acfg["backend"], {}), Runtime("cpu", threads), "appearance")
-    ds = build_dataset(name, dataset_cfg(cfg, name))
+    dcfg = dataset_cfg(cfg, name)
+    # a relative dataset root is the run's working folder's (results/<dataset> lies in it)
+    dcfg["root"] = str(results.resolve().parents[1] / dcfg["root"])
+    ds = build_dataset(name, dcfg)
     feats = {k: np.zeros((len(chosen), train.feat.shape[1]), np.float32) for k in ("orig", *APPEARANCE_KINDS)}
     t0 = time.perf_counter()
     n_crops = 0
@@ -120,6 +123,8 @@ def validate(results: Path, n_samples: int, seed: int, threads: int, configfiles
         if which == run_bank and not np.allclose(normal, train_score, rtol=1e-4, atol=1e-6):
             raise SystemExit(f"{results}: rescoring the training samples does not reproduce train_score "
                              f"(max diff {np.abs(normal - train_score).max():.3g})")
+        if not np.allclose(score(feats["orig"], chosen), normal[chosen], rtol=1e-4, atol=1e-6):
+            raise SystemExit(f"{results}: the rebuilt unaltered subset does not score as its stored samples")
         out[f"tau_{which}"] = tau
         for kind in APPEARANCE_KINDS:
             out["kinds"][kind][f"hsc_{which}"] = roc_auc(score(feats[kind], chosen), normal)

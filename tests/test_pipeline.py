@@ -3,6 +3,7 @@ users' own backends are): every output, and what a rerun plans after a change of
 data or checkout. Each test that changes something works on its own copy of the finished run."""
 
 import json
+import os
 import shutil
 import sys
 
@@ -325,3 +326,30 @@ def test_the_label_free_validation_scores_a_finished_run_and_checks_what_it_rebu
         f["feature"][0] += 1.0
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "velocity features rebuilt from tracks and flow differ" in r.stdout + r.stderr
+
+
+def test_the_appearance_validation_scores_altered_training_objects_and_checks_what_it_rebuilds(finished, tmp_path):
+    """bench/appearance_validation.py on a finished run: a subset of training objects altered inside
+    their boxes, embedded by the run's backend with the stage's code, scored leave-one-video-out by
+    HSC (both banks) and the 1-NN; it refuses a run whose stored features it does not rebuild."""
+    import subprocess
+
+    work = copy_run(finished[0], tmp_path / "w")
+    res = work / "results" / "syn"
+    cmd = [sys.executable, str(REPO / "bench" / "appearance_validation.py"), str(res), "--samples", "10",
+           "--configfile", str(work / "config.yaml")]
+    r = subprocess.run([*cmd, "--json", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, **STANDIN_ENV})
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads((tmp_path / "a.json").read_text())
+    assert out["n_altered"] == 10 and out["rebuilt_max_diff"] <= 1e-6 and out["run_bank"] in ("memory", "encoded")
+    assert set(out["kinds"]) == {"flip", "recolour"} and "| recolour |" in r.stdout
+    # the stand-in embedding is a crop's mean colour: a uniform square upside down keeps it, tinted red
+    # it is a colour no training object has (the toy model's own scores are reported, not judged here)
+    rec, flip = out["kinds"]["recolour"], out["kinds"]["flip"]
+    assert rec["knn_1"] > 0.95 and abs(flip["knn_1"] - 0.5) < 0.2, out
+    assert all(np.isfinite(k[f"hsc_{b}"]) for k in (rec, flip) for b in ("memory", "encoded"))
+    with h5py.File(res / "objects" / "train" / "tr0.h5", "r+") as f:
+        f["feature"][()] = f["feature"][()] + 1.0
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **STANDIN_ENV})
+    assert r.returncode != 0 and "appearance features rebuilt without alteration differ" in r.stdout + r.stderr
