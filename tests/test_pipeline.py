@@ -328,6 +328,7 @@ def test_the_label_free_validation_scores_a_finished_run_and_checks_what_it_rebu
     assert r.returncode != 0 and "velocity features rebuilt from tracks and flow differ" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_the_appearance_validation_scores_altered_training_objects_and_checks_what_it_rebuilds(finished, tmp_path):
     """bench/appearance_validation.py on a finished run: a subset of training objects altered inside
     their boxes, embedded by the run's backend with the stage's code, scored leave-one-video-out by
