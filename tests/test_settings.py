@@ -14,7 +14,8 @@ import pytest
 
 from hscvad.config import load_config, load_schema, stage_params, validate
 from hscvad.models.registry import BUILTIN_BACKENDS, registry_for
-from hscvad.settings import RULES, Derived, declaration, declared_keys, declared_paths
+from hscvad.rules import RULES, declaration
+from hscvad.settings import Derived, declared_keys, declared_paths
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "ped2"
@@ -230,7 +231,7 @@ def test_every_rule_runs_its_stage_through_the_one_script():
         assert "shell:" not in block and ('"../scripts/run_stage.py"' in block or runs), names
         assert not runs or names[0].startswith("fetch_"), names
         for name in names:
-            assert name in RULES, f"rule {name}: not in hscvad.settings.RULES"
+            assert name in RULES, f"rule {name}: not in hscvad.rules.RULES"
             seen.add(name)
         p = re.search(r'p=P\("(\w+)"\)', block)
         if p:

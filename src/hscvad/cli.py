@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 from .jobs import Files, Job, run
 from .memory import keep_freed_memory
-from .settings import RULES
+from .rules import RULES
 
 
 class _Wildcards(SimpleNamespace):

@@ -26,6 +26,9 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "hscvad"
+#: the index of rules (rule name -> stage module): it changes no result, so it is not hashed, and a
+#: new rule does not rerun the stages that exist
+NOT_HASHED = frozenset({"hscvad.rules"})
 ROOT = Path(__file__).resolve().parent  # src/hscvad
 
 
@@ -70,7 +73,7 @@ def _imports(name: str) -> tuple[str, ...]:
             found.update(f"{mod}.{a.name}" for a in node.names)  # `from . import x`: x may be a module
     out: set[str] = set()
     for mod in found:
-        if _module_file(mod) is None:
+        if _module_file(mod) is None or mod in NOT_HASHED:
             continue
         parts = mod.split(".")
         out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
@@ -105,7 +108,8 @@ def backend_modules(rule: str, config: dict, dataset: str) -> list[str]:
     backend its declaration reads (``<section>.@backend`` or ``<section>.backend``)."""
     from .config import section
     from .models.registry import BUILTIN_BACKENDS, SECTION_REGISTRIES
-    from .settings import DATASET_SECTIONS, declaration, declared_paths
+    from .rules import declaration
+    from .settings import DATASET_SECTIONS, declared_paths
 
     mods = []
     for path in declared_paths(declaration(rule)):
@@ -123,7 +127,7 @@ def backend_modules(rule: str, config: dict, dataset: str) -> list[str]:
 def stage_code(rule: str, config: dict, dataset: str) -> str:
     """The code version of ``rule``'s result for ``dataset``: the job entry point, the rule's stage
     module and its configured backends, with everything they import."""
-    from .settings import RULES
+    from .rules import RULES
 
     stage = "hscvad.stages." + RULES[rule].split(":")[0]
     return source_hash(tuple(sorted({"hscvad.jobs", stage, *backend_modules(rule, config, dataset)})))

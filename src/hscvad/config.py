@@ -304,7 +304,8 @@ def section(config: dict, dataset: str, name: str) -> dict:
 def stage_params(config: dict, dataset: str, stage: str) -> dict[str, Any]:
     """Exactly the settings that determine rule ``stage``'s result for ``dataset``: its stage module's
     declaration (``SETTINGS``, see :mod:`hscvad.settings`) resolved against the validated config."""
-    from .settings import declaration, resolve
+    from .rules import declaration
+    from .settings import resolve
 
     return resolve(declaration(stage), config, dataset)
 

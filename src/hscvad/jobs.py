@@ -2,7 +2,7 @@
 
 A rule runs ``script: "../scripts/run_stage.py"``, which hands Snakemake's ``snakemake`` object to
 :func:`from_snakemake`; :func:`run` then calls ``main(job)`` of the rule's stage module
-(:data:`hscvad.settings.RULES`). A job carries the rule's named ``input`` and ``output`` files, its
+(:data:`hscvad.rules.RULES`). A job carries the rule's named ``input`` and ``output`` files, its
 ``params`` (the declared settings, see :mod:`hscvad.settings`), ``threads``, ``device``,
 ``wildcards`` and ``log``. ``hscvad run <rule> ...`` (:mod:`hscvad.cli`) builds the same job by hand.
 """
@@ -178,7 +178,7 @@ def run(job: Job) -> int:
     pool of the job is sized to its ``threads`` (:func:`hscvad.threads.limit`)."""
     from . import threads
     from .models.registry import shared_models
-    from .settings import stage_module
+    from .rules import stage_module
 
     with _job_log(job.log) as console, threads.limit(job.threads):
         log.info("rule %s, threads %d, params %s", job.rule, job.threads, json.dumps(job.params, sort_keys=True))

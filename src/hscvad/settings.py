@@ -19,36 +19,11 @@ changes that rule's params and that changing any other key of the schema does no
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .config import DATASET_SECTIONS, section
-
-#: rule -> "stage module" or "stage module:declaration" (default ``SETTINGS``); the rule's code is the module
-RULES: dict[str, str] = {
-    "check_dataset": "check_dataset",
-    "detect_track": "detect_track",
-    "appearance": "appearance",
-    "scene": "scene",
-    "pose": "pose",
-    "motion": "motion",
-    "flow": "flow",
-    "velocity": "velocity",
-    "scene_labels": "scene_labels",
-    "train_hsc": "train_hsc",
-    "retrain_motion": "train_hsc:RETRAIN_MOTION_SETTINGS",
-    "score": "score",
-    "augment_motion": "augment_motion",
-    "train_motion_classifier": "train_motion_classifier",
-    "evaluate": "evaluate",
-    "explain": "explain",
-    "summarise_run": "summarise_run",
-    "fetch_model": "fetch",
-    "fetch_ped2": "fetch",
-    "fetch_avenue": "fetch",
-}
 
 
 @dataclass(frozen=True)
@@ -60,19 +35,6 @@ class Derived:
     reads: tuple[str, ...]
     fn: Callable[[dict, str], Any]
     optional: bool = False
-
-
-def stage_module(rule: str):
-    """The module that runs ``rule`` (``hscvad.stages.<name>``)."""
-    if rule not in RULES:
-        raise KeyError(f"no stage runs rule {rule!r} (hscvad.settings.RULES)")
-    return importlib.import_module(f"hscvad.stages.{RULES[rule].split(':')[0]}")
-
-
-def declaration(rule: str) -> tuple:
-    """The rule's declared settings."""
-    attr = RULES[rule].split(":")[1] if ":" in RULES[rule] else "SETTINGS"
-    return getattr(stage_module(rule), attr)
 
 
 def _section(config: dict, dataset: str, name: str) -> Any:
