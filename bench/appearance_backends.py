@@ -41,9 +41,9 @@ from hscvad.evaluation.objects import clip_max  # noqa: E402
 from hscvad.evaluation.protocols import micro_auc, strict_protocol  # noqa: E402
 from hscvad.features import load_samples  # noqa: E402
 from hscvad.h5store import read_arrays  # noqa: E402
+from hscvad.hsc.readout import nn_distance  # noqa: E402
 from hscvad.models.registry import Runtime  # noqa: E402
 from hscvad.stages import appearance as appearance_stage  # noqa: E402
-from hscvad.stages.score import nn_distance  # noqa: E402
 
 #: name -> (backend, overrides of the appearance section, overrides of the backend's block)
 SETTINGS: dict[str, tuple[str, dict, dict]] = {

@@ -76,11 +76,10 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     )
     from hscvad.features import load_samples
     from hscvad.h5store import read_arrays
+    from hscvad.hsc.readout import holdout_groups, nn_distance
     from hscvad.hsc.train import load_checkpoint, model_input, score_samples
-    from hscvad.stages.score import holdout_groups
-    from hscvad.stages.velocity import descriptor, stream_feature
+    from hscvad.velocity import descriptor, stream_feature, velocity_descriptor
     from hscvad.velocity import descriptor_names as names
-    from hscvad.velocity import velocity_descriptor
 
     with h5py.File(results / "scores.h5", "r") as f:
         streams = [s.decode() if isinstance(s, bytes) else s for s in f.attrs["streams"]]
@@ -148,7 +147,11 @@ def validate(results: Path, seed: int, calibration: str = "tail", sigma: float =
     groups, _ = holdout_groups(train.video)
     bank_groups = np.concatenate([groups, np.full(len(bank) - len(groups), -1, np.int64)])
 
+    ref_in = model_input(train.feat, meta, "velocity")
+
     def vscore(feat):
+        if ro.get("score") == "knn":  # the run ships the 1-NN distance for this stream (the yardstick's choice)
+            return nn_distance(model_input(feat, meta, "velocity"), ref_in, groups, groups)
         return score_samples(model, bank, model_input(feat, meta, "velocity"), train.scene_feat, tau,
                              query_group=groups, bank_group=bank_groups)
 

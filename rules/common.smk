@@ -173,6 +173,16 @@ def stream_inputs(split, stream):
     return lambda wildcards: files(wildcards) if stream in config["datasets"][wildcards.dataset]["streams"] else []
 
 
+def uses(stream, files):
+    """``files`` when the dataset uses ``stream``, else nothing."""
+    def inputs(w):
+        if stream not in config["datasets"][w.dataset]["streams"]:
+            return []
+        return files(w) if callable(files) else [files.format(dataset=w.dataset)]
+
+    return inputs
+
+
 FETCHABLE = config["fetch"].get("models", {})
 
 

@@ -48,6 +48,64 @@ rule train_hsc:
         "../scripts/run_stage.py"
 
 
+# The yardstick: synthetic anomalies of the training objects choose each stream's score and weight
+# (hscvad.evaluation.yardstick). synthetic_objects does not depend on the trained model: a change of
+# the hsc settings reruns validate (seconds), not the embedding of the altered crops.
+rule synthetic_objects:
+    input:
+        objects=per_video("results/{dataset}/objects/{split}/{video}.h5", "train"),
+        tracks=per_video("results/{dataset}/tracks/{split}/{video}.h5", "train"),
+        videos=lambda w: [video_file(w.dataset, "train", v) for v in videos(w.dataset, "train")],
+        weights=lambda w: weights("appearance", w.dataset),
+    output:
+        "results/{dataset}/validation/objects.h5",
+    params:
+        p=P("synthetic_objects"),
+        code=CODE("synthetic_objects"),
+        weights_sha256=WEIGHTS("appearance"),
+        device=DEVICE,
+    log:
+        stage_log("synthetic_objects"),
+    benchmark:
+        stage_benchmark("synthetic_objects")
+    threads: 2
+    resources:
+        gpu=backend_gpu("appearance"),
+    conda:
+        model_env("features", "appearance")
+    script:
+        "../scripts/run_stage.py"
+
+
+rule validate:
+    input:
+        model="results/{dataset}/hsc/model.pt",
+        train_objects=stream_inputs("train", "appearance"),
+        train_motion=stream_inputs("train", "motion"),
+        train_velocity=stream_inputs("train", "velocity"),
+        train_scenes=per_video("results/{dataset}/scene/{split}/{video}.h5", "train"),
+        synthetic_objects=uses("appearance", "results/{dataset}/validation/objects.h5"),
+        train_tracks=uses("velocity", per_video("results/{dataset}/tracks/{split}/{video}.h5", "train")),
+        train_flow=uses("velocity", per_video("results/{dataset}/flow/{split}/{video}.h5", "train")),
+    output:
+        "results/{dataset}/validation/validation.json",
+    params:
+        p=P("validate"),
+        code=CODE("validate"),
+        device=DEVICE,
+    log:
+        stage_log("validate"),
+    benchmark:
+        stage_benchmark("validate")
+    threads: 2
+    resources:
+        gpu=TORCH_GPU,
+    conda:
+        "../envs/hsc.yaml"
+    script:
+        "../scripts/run_stage.py"
+
+
 rule score:
     input:
         model="results/{dataset}/hsc/model.pt",
@@ -64,6 +122,8 @@ rule score:
                               if motion_augmentation_mode(config, w.dataset) == "MA-,+" else []),
         motion_model=lambda w: (["results/{dataset}/motion_augmentation/model_ma.pt"]
                                 if motion_augmentation_mode(config, w.dataset) == "MA-" else []),
+        validation=lambda w: (["results/{dataset}/validation/validation.json"]
+                              if config["validation"]["choose"] else []),
     output:
         scores="results/{dataset}/scores.h5",
         embedding=report("results/{dataset}/plots/object_embedding.png", category="Features"),

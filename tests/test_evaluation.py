@@ -95,6 +95,21 @@ def test_fusion_is_equal_weight_mean_of_normalised_streams():
     assert np.allclose(out[0], [0.0, 2.0])
 
 
+def test_max_fusion_takes_each_frame_s_most_unusual_stream_and_a_stream_without_weight_counts_in_neither():
+    raw = {"a": [np.array([2.0, 4.0, 2.0])], "b": [np.array([0.0, 0.0, 12.0])], "off": [np.array([99.0, 99.0, 99.0])]}
+    stats = {"a": {"mean": 2.0, "std": 1.0, "min": 0.0}, "b": {"mean": 0.0, "std": 4.0, "min": 0.0},
+             "off": {"mean": 0.0, "std": 1.0, "min": 0.0}}
+    w = {"a": 1.0, "b": 1.0, "off": 0.0}
+    assert np.allclose(P.strict_protocol(raw, stats, sigma=0, weights=w, rule="max")[0], [0.0, 2.0, 3.0])
+    assert np.allclose(P.strict_protocol(raw, stats, sigma=0, weights=w)[0], [0.0, 1.0, 1.5])
+    ref, _ = P.reference_protocol({k: raw[k] for k in ("a", "b")}, 1, 2, 0.5, rule="max")
+    a, _ = P.reference_protocol({"a": raw["a"]}, 1, 2, 0.5)
+    b, _ = P.reference_protocol({"b": raw["b"]}, 1, 2, 0.5)
+    assert np.allclose(ref[0], np.maximum(a[0], b[0]))
+    with pytest.raises(ValueError, match="evaluation.fusion: unknown rule 'median'"):
+        P.strict_protocol(raw, stats, sigma=0, rule="median")
+
+
 def test_clip_max_gives_each_frame_its_clips_highest_object_score():
     scores = np.array([1.0, 3.0, 2.0, 7.0])
     video = np.array([0, 0, 0, 1])

@@ -239,7 +239,8 @@ def test_the_main_command_on_a_fresh_clone_fetches_ped2_and_plans_the_pipeline(t
         assert len(list((root / "Test" / "Test001").glob("*.tif"))) == 24
         plan = planned_jobs(smk(tmp_path, cfg, "-n", "results/ped2/auc.json", env=STANDIN_ENV).stdout)
         assert plan == {"detect_track": 3, "appearance": 3, "scene": 3, "flow": 3, "velocity": 3, "scene_labels": 1,
-                        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}  # Ped2's streams: appearance, velocity
+                        "train_hsc": 1, "synthetic_objects": 1, "validate": 1, "score": 1, "explain": 1,
+                        "evaluate": 1}  # Ped2's streams: appearance, velocity
         assert yaml.safe_load((tmp_path / "config.yaml").read_text())["datasets"]["ped2"]["benchmark"] == "ped2"
     finally:
         server.close()

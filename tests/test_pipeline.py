@@ -53,14 +53,28 @@ def test_a_run_writes_every_output_and_its_protocols(finished):
     for p in ("reference", "strict"):  # what auc.json reports is what the per-frame CSV gives
         assert auc["protocols"][p]["micro_auc"] == pytest.approx(auc_from_csv(res / "frame_scores.csv", p), abs=1e-9)
     assert auc["protocols"]["strict"]["micro_auc"] > 0.75  # the racing square stands out (chance: 0.5)
+    # the yardstick chose each stream's score and weight from the training videos, and auc.json says so
+    yard = auc["yardstick"]
+    assert yard == json.loads((res / "validation" / "validation.json").read_text())
+    assert yard["streams"]["appearance"]["kinds"] == ["flip", "recolour"]
+    assert yard["streams"]["velocity"]["kinds"] == ["fast", "glide", "rush"]
+    for s, r in yard["streams"].items():
+        assert r["shipped"] in r["candidates"] and r["weight"] in (0.0, 1.0)
+        usable = [c["mean_auc"] for c in r["candidates"].values() if c["degenerate"] is None]
+        assert r["shipped_auc"] == r["candidates"][r["shipped"]]["mean_auc"] == max(usable)
+        assert auc["readout"][s]["score"] == r["shipped"] and auc["readout"][s]["weight"] == r["weight"]
+    total = sum(yard["weights"].values())
+    assert auc["fusion"]["weights"] == {s: pytest.approx(w / total) for s, w in yard["weights"].items()}
+    # the racing square is fast: the velocity stream sees its synthetic speed-ups
+    assert yard["streams"]["velocity"]["shipped_auc"] > 0.75 and yard["weights"]["velocity"] == 1.0
     with h5py.File(res / "tracks" / "test" / "te0.h5") as f:
         assert f.attrs["stage"] == "tracks" and len(np.unique(f["track_id"][()])) >= 2  # the racer is tracked
     with h5py.File(res / "objects" / "train" / "tr0.h5") as f:
         assert f["feature"].shape == (6, 3)  # 48 frames in clips of 8, one object, mean colour
     with h5py.File(res / "velocity" / "test" / "te0.h5") as f:
         assert f["feature"].shape[1] == 32
-    for rule in ("check_dataset", *PER_VIDEO, "scene_labels", "train_hsc", "score", "explain", "evaluate",
-                 "summarise_run"):
+    for rule in ("check_dataset", *PER_VIDEO, "scene_labels", "train_hsc", "synthetic_objects", "validate", "score",
+                 "explain", "evaluate", "summarise_run"):
         assert list((res / "logs" / rule).rglob("*.log")), rule
         assert list((res / "benchmarks" / rule).rglob("*.tsv")), rule
     rows = {r.split(",")[0]: r.split(",") for r in (res / "run_summary.csv").read_text().splitlines()[1:]}
@@ -133,7 +147,6 @@ def test_the_data_copied_again_plans_nothing_and_other_bytes_rerun_their_video(f
     """Results follow their inputs' bytes: every frame and label file written again with the same
     bytes and a new date (a dataset unpacked again in its place) reruns nothing; one frame
     with other bytes reruns its video's jobs and what follows them."""
-    import os
     import time
 
     import cv2
@@ -175,14 +188,15 @@ def test_a_fresh_clone_plans_nothing_and_a_stage_edit_reruns_exactly_what_follow
 
     train = snakefile.parent / "src" / "hscvad" / "hsc" / "train.py"
     train.write_text(train.read_text() + "\n_EDITED = True\n")
-    assert plan(work, cfg, snakefile=snakefile) == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert plan(work, cfg, snakefile=snakefile) == {"train_hsc": 1, "validate": 1, "score": 1, "explain": 1,
+                                                   "evaluate": 1}
 
     shutil.rmtree(snakefile.parent / "src")
     snakefile = clone_workflow(tmp_path / "clone2")  # a backend's module: the stage that builds it
     flow = snakefile.parent / "src" / "hscvad" / "models" / "flow.py"
     flow.write_text(flow.read_text() + "\n_EDITED = True\n")
-    assert plan(work, cfg, snakefile=snakefile) == {"flow": 4, "velocity": 4, "train_hsc": 1, "score": 1,
-                                                   "explain": 1, "evaluate": 1}
+    assert plan(work, cfg, snakefile=snakefile) == {"flow": 4, "velocity": 4, "train_hsc": 1, "validate": 1,
+                                                   "score": 1, "explain": 1, "evaluate": 1}
 
 
 def test_numbers_are_read_as_people_write_them(finished, tmp_path):
@@ -194,8 +208,8 @@ def test_numbers_are_read_as_people_write_them(finished, tmp_path):
     (work / "config.yaml").write_text(text)
     assert plan(work, None) == {}  # read as 0.001: the params are the finished run's
     assert plan(work, cfg, "--config", "hsc={lr: 1e-3, weight_decay: 1E-4}") == {}
-    assert plan(work, cfg, "--config", "hsc={lr: .002}") == {"train_hsc": 1, "score": 1, "explain": 1,
-                                                               "evaluate": 1}
+    assert plan(work, cfg, "--config", "hsc={lr: .002}") == {"train_hsc": 1, "validate": 1, "score": 1,
+                                                               "explain": 1, "evaluate": 1}
     r = run(work, cfg, "-n", "--config", "hsc={lr: fast}", "--", TARGET, check=False)
     assert r.returncode != 0 and "hsc.lr: 'fast' is not of type 'number'" in r.stdout + r.stderr
 
@@ -210,11 +224,16 @@ def test_a_changed_setting_reruns_its_stage_and_what_depends_on_it(finished, tmp
         return plan(work, c)
 
     assert changed(lambda c: c["datasets"]["syn"]["evaluation"]["strict"].update(sigma=3)) == {"evaluate": 1}
-    assert changed(lambda c: c["hsc"].update(epochs=7)) == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
-    assert changed(lambda c: c["scene"].update(frame_stride=4)) == {
-        "scene": 4, "scene_labels": 1, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
-    assert changed(lambda c: c["velocity"].update(parts=["flow", "track"])) == {
-        "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    after_training = {"train_hsc": 1, "validate": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert changed(lambda c: c["hsc"].update(epochs=7)) == after_training
+    assert changed(lambda c: c["scene"].update(frame_stride=4)) == {"scene": 4, "scene_labels": 1, **after_training}
+    assert changed(lambda c: c["velocity"].update(parts=["flow", "track"])) == {"velocity": 4, **after_training}
+    # the yardstick's settings: the altered crops are embedded again only when their number changes
+    scoring = {"score": 1, "explain": 1, "evaluate": 1}
+    assert changed(lambda c: c.setdefault("validation", {}).update(min_auc=0.6)) == {"validate": 1, **scoring}
+    assert changed(lambda c: c.setdefault("validation", {}).update(samples=5)) == {"synthetic_objects": 1,
+                                                                                   "validate": 1, **scoring}
+    assert changed(lambda c: c.setdefault("validation", {}).update(choose=False)) == scoring
     assert changed(lambda c: c["explain"].update(objects_per_video=4)) == {"explain": 1, "evaluate": 1}
 
 
@@ -272,7 +291,7 @@ def test_switching_to_the_motion_stream_reruns_only_the_motion_side(finished, tm
     two["motion_augmentation"].update(fallback="autoencoder")
     two["motion_augmentation"]["classifier"].update(epochs=5)
     two["motion"]["n_classes"] = 2
-    assert plan(work, two) == {"pose": 4, "motion": 4, "train_hsc": 1, "augment_motion": 1,
+    assert plan(work, two) == {"pose": 4, "motion": 4, "train_hsc": 1, "validate": 1, "augment_motion": 1,
                                "train_motion_classifier": 1, "score": 1, "explain": 1, "evaluate": 1}
     run(work, two, TARGET)
     res = work / "results" / "syn"
@@ -320,37 +339,31 @@ def test_the_label_free_validation_scores_a_finished_run_and_checks_what_it_rebu
             assert k["object_auc_velocity"] > 0.9 and k["clip_auc_fused"] > 0.8, o
         assert o["kinds"]["rush"]["object_auc_velocity"] >= o["kinds"]["fast"]["object_auc_velocity"]
         assert o["validation_frames"] > 0.8
-    # one walker per clip: the crowd correction changes nothing
-    assert out["crowd"]["validation_frames"] == out["tail"]["validation_frames"]
     with h5py.File(res / "velocity" / "train" / "tr0.h5", "r+") as f:
         f["feature"][0] += 1.0
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "velocity features rebuilt from tracks and flow differ" in r.stdout + r.stderr
 
 
-@pytest.mark.slow
-def test_the_appearance_validation_scores_altered_training_objects_and_checks_what_it_rebuilds(finished, tmp_path):
-    """bench/appearance_validation.py on a finished run: a subset of training objects altered inside
-    their boxes, embedded by the run's backend with the stage's code, scored leave-one-video-out by
-    HSC (both banks) and the 1-NN; it refuses a run whose stored features it does not rebuild."""
+def test_the_yardstick_s_tables_print_what_each_stream_ships_and_its_appearance_kinds_change_what_they_claim(
+        finished, tmp_path):
+    """bench/yardstick.py on a finished run; the stand-in embedding is a crop's mean colour: a uniform
+    square upside down keeps it (the 1-NN sees nothing), tinted red it is a colour no training object
+    has (the 1-NN finds every one)."""
     import subprocess
 
-    work = copy_run(finished[0], tmp_path / "w")
-    res = work / "results" / "syn"
-    cmd = [sys.executable, str(REPO / "bench" / "appearance_validation.py"), str(res), "--samples", "10",
-           "--configfile", str(work / "config.yaml")]
-    r = subprocess.run([*cmd, "--json", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, **STANDIN_ENV})
+    res = finished[0] / "results" / "syn"
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "yardstick.py"), str(res), "--json",
+                        str(tmp_path / "y.json")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    out = json.loads((tmp_path / "a.json").read_text())
-    assert out["n_altered"] == 10 and out["rebuilt_max_diff"] <= 1e-6 and out["run_bank"] in ("memory", "encoded")
-    assert set(out["kinds"]) == {"flip", "recolour"} and "| recolour |" in r.stdout
-    # the stand-in embedding is a crop's mean colour: a uniform square upside down keeps it, tinted red
-    # it is a colour no training object has (the toy model's own scores are reported, not judged here)
-    rec, flip = out["kinds"]["recolour"], out["kinds"]["flip"]
-    assert rec["knn_1"] > 0.95 and abs(flip["knn_1"] - 0.5) < 0.2, out
-    assert all(np.isfinite(k[f"hsc_{b}"]) for k in (rec, flip) for b in ("memory", "encoded"))
-    with h5py.File(res / "objects" / "train" / "tr0.h5", "r+") as f:
-        f["feature"][()] = f["feature"][()] + 1.0
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **STANDIN_ENV})
-    assert r.returncode != 0 and "appearance features rebuilt without alteration differ" in r.stdout + r.stderr
+    v = json.loads((tmp_path / "y.json").read_text())["syn"]
+    assert v == json.loads((res / "validation" / "validation.json").read_text())
+    app = v["streams"]["appearance"]
+    assert app["n_altered"] == {"flip": 13, "recolour": 13}  # every training object (fewer than validation.samples)
+    knn = app["candidates"]["knn"]["aucs"]
+    assert knn["recolour"] > 0.95 and abs(knn["flip"] - 0.5) < 0.2, app
+    assert f"ships {app['shipped']}" in r.stdout and "| recolour |" in r.stdout and "| knn" in r.stdout
+    assert f"fusion: {v['fusion']['rule']}" in r.stdout
+    missing = subprocess.run([sys.executable, str(REPO / "bench" / "yardstick.py"), str(tmp_path)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "validation.json: not found" in missing.stderr

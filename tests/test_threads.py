@@ -34,7 +34,7 @@ def test_limit_sizes_every_pool_and_restores_them():
 
 
 def test_a_job_runs_inside_its_thread_limit(monkeypatch):
-    from hscvad import jobs, settings
+    from hscvad import jobs, rules
 
     seen = {}
 
@@ -43,7 +43,7 @@ def test_a_job_runs_inside_its_thread_limit(monkeypatch):
         def main(job):
             seen.update(budget=threads.budget(), cv2=cv2.getNumThreads())
 
-    monkeypatch.setattr(settings, "stage_module", lambda rule: Stage)
+    monkeypatch.setattr(rules, "stage_module", lambda rule: Stage)
     assert jobs.run(jobs.Job(rule="scene", threads=1)) == 0
     assert seen == {"budget": 1, "cv2": 1}
 

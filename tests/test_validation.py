@@ -226,3 +226,116 @@ def test_sample_features_embed_chosen_samples_from_altered_frames_with_the_stage
                              alter=lambda img, box: alter_box("recolour", img, box), **kw)
     # a red tint inside the box moves each chosen sample's mean colour
     assert (np.abs(alt[chosen] - full[chosen]).max(1) > 1).all()
+
+
+# --- the yardstick: each stream's score and weight chosen on synthetic anomalies --------------------------
+
+def test_candidates_put_the_configured_read_out_first_and_their_names_read_back():
+    from hscvad.evaluation.yardstick import KNN, candidates, from_name
+
+    cands = candidates({"bank": "encoded", "tau": "paper"})
+    assert [c.name for c in cands] == ["hsc:encoded:paper", "hsc:memory:auto", "hsc:memory:paper", "hsc:encoded:auto",
+                                       "knn"]
+    assert all(from_name(c.name) == c for c in cands) and cands[-1] == KNN
+    assert [c.name for c in candidates({"bank": "memory", "tau": 0.05})][:2] == ["hsc:memory:0.05", "hsc:memory:auto"]
+    assert from_name("hsc:memory:0.05").tau == 0.05
+    with pytest.raises(ValueError, match="unknown candidate"):
+        from_name("hsc:bank:auto")
+
+
+def test_the_choice_takes_the_best_mean_auc_keeps_the_configured_one_on_a_tie_and_skips_what_was_not_measured():
+    from hscvad.evaluation.yardstick import choose
+
+    aucs = {"hsc:memory:auto": {"a": 0.8, "b": 0.9}, "hsc:encoded:auto": {"a": 0.9, "b": 0.8}, "knn": {"a": 0.95,
+                                                                                                   "b": 0.9}}
+    assert choose(aucs, list(aucs)) == ("knn", pytest.approx(0.925))
+    assert choose(aucs, ["hsc:memory:auto", "hsc:encoded:auto"])[0] == "hsc:memory:auto"  # tie: the first
+    assert choose(aucs, ["hsc:encoded:auto", "hsc:memory:auto"])[0] == "hsc:encoded:auto"
+    nan = {"x": {"a": float("nan")}, "y": {"a": float("nan")}}
+    c, m = choose(nan, ["x", "y"])
+    assert c == "x" and np.isnan(m)
+
+
+def test_a_stream_at_chance_gets_no_weight_and_the_fusion_then_keeps_the_informative_stream_s_ranking():
+    from hscvad.evaluation.yardstick import fused_aucs, weights
+
+    rng = np.random.default_rng(0)
+    n = 400
+    keys = np.arange(n, dtype=np.int64)
+    normal = {"signal": rng.normal(size=n), "noise": rng.normal(size=n)}
+    altered = keys[:100]
+    # kind "bigger" raises the signal stream's score of the altered objects; kind "jitter" is the noise
+    # stream's own kind, which it does not see (its scores of the altered objects are fresh noise)
+    streams = {
+        "signal": {"keys": keys, "scores": normal["signal"],
+                   "kinds": {"bigger": (altered, normal["signal"][:100] + 2)}},
+        "noise": {"keys": keys, "scores": normal["noise"], "kinds": {"jitter": (altered, rng.normal(size=100))}},
+    }
+    own = {"signal": roc_auc(normal["signal"][:100] + 2, normal["signal"]),
+           "noise": roc_auc(streams["noise"]["kinds"]["jitter"][1], normal["noise"])}
+    assert own["signal"] > 0.9 and abs(own["noise"] - 0.5) < 0.1
+    w, why = weights(own, 0.55)
+    assert w == {"signal": 1.0, "noise": 0.0} and "noise below validation.min_auc" in why
+    with_noise = fused_aucs(streams, keys, {"signal": 1.0, "noise": 1.0})
+    chosen = fused_aucs(streams, keys, w)
+    assert chosen["bigger"] > with_noise["bigger"] + 0.02  # the noise stream dilutes the fused score (0.94 vs 0.89)
+    assert chosen["bigger"] == pytest.approx(own["signal"], abs=0.02)  # alone: the stream's own ranking
+    # a stream with nothing to measure (no synthetic kinds: NaN) keeps its weight; all at chance: all kept
+    assert weights({"a": 0.9, "motion": float("nan")}, 0.55)[0] == {"a": 1.0, "motion": 1.0}
+    assert weights({"a": 0.5, "b": 0.52}, 0.55) == ({"a": 1.0, "b": 1.0}, "every stream below "
+                                                    "validation.min_auc = 0.55: all kept")
+
+
+def test_a_collapsed_score_is_called_degenerate():
+    from hscvad.evaluation.yardstick import degenerate
+
+    assert degenerate(np.r_[np.zeros(60), np.arange(40.0)]) == "61 of 100 training scores share one value"
+    assert degenerate(np.ones(10)) == "every training score is the same"
+    assert degenerate(np.arange(10.0)) is None
+
+
+def test_every_candidate_scores_held_out_samples_as_the_score_stage_and_only_a_real_change_is_found(tmp_path):
+    """A trained model and the 1-NN on small features: altered samples moved far away are found by
+    every candidate; an 'alteration' that leaves the features as they are stays at chance."""
+    from test_hsc_train import CFG
+    from test_hsc_train import synthetic as stream_data
+
+    from hscvad.evaluation.yardstick import candidate_aucs, candidates, choose, score_candidates
+    from hscvad.features import Samples
+    from hscvad.hsc.readout import holdout_groups, nn_distance
+    from hscvad.hsc.train import load_checkpoint, save_checkpoint, score_samples, train_stream
+
+    data = stream_data(n=160)
+    r = train_stream(data, {**CFG, "epochs": 20, "feature_norm": "none"}, n_scenes=2, seed=0)
+    save_checkpoint(tmp_path / "m.pt", {"s": r}, {"stream_cfg": {"s": {**CFG, "feature_norm": "none"}}, "n_scenes": 2})
+    models, meta = load_checkpoint(tmp_path / "m.pt")
+    model, bank = models["s"]
+    n = len(data.feat)
+    video = np.repeat(np.arange(4), n // 4)
+    train = Samples(videos=["a", "b", "c", "d"], n_frames=np.full(4, 80), feat=data.feat, scene_feat=data.scene_feat,
+                    video=video, clip=np.tile(np.arange(n // 4), 4), cls=data.cls, track=np.zeros(n, np.int64),
+                    box=np.zeros((n, 4)), clip_scene_feat=[], clip_length=8)
+    idx = np.arange(0, n, 4)
+    rng = np.random.default_rng(1)
+    moved = data.feat[idx] + 3.0 * rng.normal(size=data.feat[idx].shape).astype(np.float32)
+    synthetic = {"moved": (idx, moved), "same": (idx, data.feat[idx].copy())}
+    query = np.arange(n)
+    cands = candidates({"bank": "memory", "tau": "auto", "effective_entries": 5, "max_queries": 4096})
+    scored = score_candidates(model, bank, meta, "s", train, query, synthetic,
+                              {"bank": "memory", "tau": "auto", "effective_entries": 5, "max_queries": 4096},
+                              0.5, 0, cands)
+    assert set(scored) == {c.name for c in cands}
+    groups, _ = holdout_groups(video)
+    assert np.array_equal(scored["knn"]["normal"], nn_distance(data.feat, data.feat, groups, groups))
+    paper = scored["hsc:memory:paper"]
+    assert paper["tau"] == 0.5
+    assert np.allclose(paper["normal"], score_samples(model, bank, data.feat, data.scene_feat, 0.5,
+                                                      query_group=groups, bank_group=groups), atol=1e-6)
+    # an unchanged sample scores as itself: its "altered" score is its own held-out normal score
+    for c in scored.values():
+        assert np.allclose(c["kinds"]["same"], c["normal"][idx], rtol=1e-5, atol=1e-6)
+    aucs = candidate_aucs(scored, np.ones(n, bool))
+    assert all(a["moved"] > 0.9 for a in aucs.values())
+    assert all(abs(a["same"] - 0.5) < 0.15 for a in aucs.values())
+    best, auc = choose({c: {"moved": a["moved"]} for c, a in aucs.items()}, [c.name for c in cands])
+    assert auc == max(a["moved"] for a in aucs.values())

@@ -204,7 +204,7 @@ def test_flow_rule_refuses_a_video_that_disagrees_with_its_track_file(tmp_path, 
 
 
 def test_velocity_parts_select_columns():
-    from hscvad.stages.velocity import columns
+    from hscvad.velocity import columns
 
     assert [c for c, k in zip(NAMES, columns(NAMES, ["track"])) if k] == [
         "speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"]

@@ -11,6 +11,10 @@ import numpy as np
 
 from .models.appearance import crop_boxes
 
+#: the settings an object's appearance feature depends on (beside the dataset's frames): the
+#: declarations of rules appearance and synthetic_objects (hscvad.settings)
+FEATURE_SETTINGS = ("clip_length", "appearance.backend", "appearance.crops_per_sample", "appearance.context",
+                    "appearance.batch_size", "appearance.@backend")
 
 def select_rows(sample: np.ndarray, frame: np.ndarray, k: int) -> np.ndarray:
     """Mask of rows picked for cropping: per sample, ``k`` rows at the centres of k equal segments

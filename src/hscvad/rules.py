@@ -22,6 +22,8 @@ RULES: dict[str, str] = {
     "scene_labels": "scene_labels",
     "train_hsc": "train_hsc",
     "retrain_motion": "train_hsc:RETRAIN_MOTION_SETTINGS",
+    "synthetic_objects": "synthetic_objects",
+    "validate": "validate",
     "score": "score",
     "augment_motion": "augment_motion",
     "train_motion_classifier": "train_motion_classifier",

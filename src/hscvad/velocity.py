@@ -241,3 +241,43 @@ def log_scale(feat: np.ndarray, names: list[str], px: float, rel: float) -> np.n
         if s > 0:
             out[:, j] = np.sign(out[:, j]) * np.log1p(np.abs(out[:, j]) / s)
     return out
+
+
+#: descriptor columns of each part (velocity.parts)
+PARTS = {
+    "flow": lambda c: c.startswith(("hist_", "mag", "above_", "fx", "fy")) and "rel" not in c,
+    "flow_rel": lambda c: "rel" in c and not c.startswith("speed") and c not in GAIT_COLUMNS,
+    "track": lambda c: c in ("speed", "speed_rel", "vx", "vy", "scale_rate", "aspect"),
+    "gait": lambda c: c in GAIT_COLUMNS,
+}
+
+
+def columns(names: list[str], parts: list[str], gait_columns: list[str] | None = None) -> np.ndarray:
+    """Which descriptor columns ``parts`` keep (of part ``gait``, only ``gait_columns``; all when None)."""
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"velocity.parts: unknown part(s) {unknown}; known: {sorted(PARTS)}")
+    bad = [c for c in gait_columns or [] if c not in GAIT_COLUMNS]
+    if bad:
+        raise ValueError(f"velocity.gait_columns: unknown column(s) {bad}; known: {GAIT_COLUMNS}")
+    keep = np.array([any(PARTS[p](c) for p in parts) for c in names])
+    if gait_columns is not None:
+        keep &= np.array([c not in GAIT_COLUMNS or c in gait_columns for c in names])
+    return keep
+
+
+def stream_feature(raw: np.ndarray, names: list[str], vcfg: dict) -> tuple[np.ndarray, list[str]]:
+    """The full descriptor (:func:`hscvad.velocity.velocity_descriptor`, columns ``names``) -> the
+    stream's feature (log-scaled, ``velocity.parts`` columns) and the kept column names."""
+    feat = log_scale(raw, names, float(vcfg["log_scale_px"]), float(vcfg["log_scale_rel"]))
+    keep = columns(names, list(vcfg["parts"]), vcfg.get("gait_columns"))
+    return feat[:, keep], [c for c, k in zip(names, keep) if k]
+
+
+def descriptor(frame, track_id, boxes, stats, clip_length: int, orientation_bins: int, magnitude_edges: list[float],
+               vcfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Track rows and their flow statistics -> (sample per row, unique (clip, track), the stream's
+    feature, the kept column names)."""
+    sample, uniq, raw = velocity_descriptor(frame, track_id, boxes, stats, clip_length, orientation_bins,
+                                            magnitude_edges)
+    return (sample, uniq, *stream_feature(raw, descriptor_names(orientation_bins, magnitude_edges), vcfg))

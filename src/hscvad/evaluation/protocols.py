@@ -78,8 +78,9 @@ def strict_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def reference_protocol(raw: dict[str, list[np.ndarray]], clip_length: int, window: int, sigma: float,
                        weights: dict[str, float] | None = None, units: dict[str, float] | None = None,
-                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Returns (fused smoothed scores per video, kept-frame index per video).
+                       rule: str = "mean") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Returns (fused smoothed scores per video, kept-frame index per video). ``rule``: the streams'
+    weighted mean (``mean``) or, per frame, the highest of the streams with a weight (``max``).
 
     units: per stream, the spread of its training samples' scores; each stream then enters as
     (score - test minimum) / unit (see the module docstring). None: the public code's min-max.
@@ -88,34 +89,38 @@ def reference_protocol(raw: dict[str, list[np.ndarray]], clip_length: int, windo
     n_videos = len(raw[streams[0]])
     keep = [np.arange((len(raw[streams[0]][v]) // clip_length) * clip_length) for v in range(n_videos)]
     lengths = [len(k) for k in keep]
-    fused = 0.0
-    wsum = 0.0
+    parts, ws = [], []
     for s in streams:
         cat = np.concatenate([np.nan_to_num(raw[s][v][keep[v]], nan=0.0) for v in range(n_videos)])
-        w = (weights or {}).get(s, 1.0)
         unit = None if units is None else float(units[s])
-        fused = fused + w * reference_smooth(reference_minmax(cat, unit), window, sigma)
-        wsum += w
-    fused = np.asarray(fused) / wsum
+        parts.append(reference_smooth(reference_minmax(cat, unit), window, sigma))
+        ws.append((weights or {}).get(s, 1.0))
+    fused = fuse(parts, ws, rule)
     return list(np.split(fused, np.cumsum(lengths)[:-1])), keep
 
 
+def fuse(parts: list[np.ndarray], weights: list[float], rule: str = "mean") -> np.ndarray:
+    """The streams' scores of the same frames in one: their weighted mean (``mean``) or the highest of
+    those with a weight above 0 (``max``: a frame is as unusual as its most unusual stream)."""
+    if rule == "max":
+        return np.max(np.stack([p for p, w in zip(parts, weights) if w > 0]), 0).astype(np.float64)
+    if rule != "mean":
+        raise ValueError(f"evaluation.fusion: unknown rule {rule!r} (mean, max)")
+    return np.asarray(sum(w * p for p, w in zip(parts, weights)), np.float64) / sum(weights)
+
+
 def strict_protocol(raw: dict[str, list[np.ndarray]], train_stats: dict[str, dict], sigma: float,
-                    weights: dict[str, float] | None = None) -> list[np.ndarray]:
+                    weights: dict[str, float] | None = None, rule: str = "mean") -> list[np.ndarray]:
     streams = list(raw)
     n_videos = len(raw[streams[0]])
     out = []
     for v in range(n_videos):
-        fused = 0.0
-        wsum = 0.0
+        parts = []
         for s in streams:
             st = train_stats[s]
             std = st["std"] if st["std"] > 0 else 1.0
-            z = (np.nan_to_num(raw[s][v], nan=st["min"]) - st["mean"]) / std
-            w = (weights or {}).get(s, 1.0)
-            fused = fused + w * z
-            wsum += w
-        out.append(strict_smooth(np.asarray(fused) / wsum, sigma))
+            parts.append((np.nan_to_num(raw[s][v], nan=st["min"]) - st["mean"]) / std)
+        out.append(strict_smooth(fuse(parts, [(weights or {}).get(s, 1.0) for s in streams], rule), sigma))
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..appearance import sample_features, select_rows
+from ..appearance import FEATURE_SETTINGS, sample_features, select_rows
 from ..data import build_dataset
 from ..features import object_samples, sample_boxes_and_classes
 from ..h5store import read_arrays, write_store
@@ -15,8 +15,7 @@ from ..settings import DATASET
 from .common import log, progress
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
-SETTINGS = (DATASET, "clip_length", "appearance.backend", "appearance.crops_per_sample", "appearance.context",
-            "appearance.batch_size", "appearance.@backend")
+SETTINGS = (DATASET, *FEATURE_SETTINGS)
 
 
 def run(dataset_name: str, dataset_cfg: dict, split: str, video: str, tracks: str, out: str, params: dict,

@@ -96,15 +96,17 @@ def _aucs(scores, labels):
     return {"micro_auc": mi, "macro_auc": ma, "n_videos_macro": nv}
 
 
-def _reference(raw, stats, T, ev, fusion):
+def _reference(raw, stats, T, ev, fusion, weights=None):
     units = {s: stats[s]["std"] for s in raw} if fusion == "training_spread" else None
-    return reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]), units=units)
+    return reference_protocol(raw, T, int(ev["reference"]["window"]), float(ev["reference"]["sigma"]),
+                              weights=weights, units=units, rule=ev["fusion"])
 
 
-def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None):
-    """AUCs of the fused streams under each protocol with ``calibration`` (``tail``: needs the
-    training scores ``train``; ``crowd``: those and ``counts``, per stream and video each frame's
-    number of scored objects in its clip), and the scores they were computed from."""
+def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None, weights=None):
+    """AUCs of the fused streams (``weights`` per stream, default 1) under each protocol with
+    ``calibration`` (``tail``: needs the training scores ``train``; ``crowd``: those and ``counts``,
+    per stream and video each frame's number of scored objects in its clip), and the scores they
+    were computed from."""
     if calibration in ("tail", "crowd"):
         if train is None or (calibration == "crowd" and counts is None):
             raise ValueError(f"evaluation.calibration: {calibration} needs the training samples' scores"
@@ -112,8 +114,8 @@ def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None):
                                 if calibration == "crowd" else ""))
         raw, stats = calibrate(raw, train, counts if calibration == "crowd" else None)
     fusion = ev["reference"]["fusion"]
-    ref_scores, keep = _reference(raw, stats, T, ev, fusion)
-    strict_scores = strict_protocol(raw, stats, float(ev["strict"]["sigma"]))
+    ref_scores, keep = _reference(raw, stats, T, ev, fusion, weights)
+    strict_scores = strict_protocol(raw, stats, float(ev["strict"]["sigma"]), weights, ev["fusion"])
     ref_labels = [y[k] for y, k in zip(labels, keep)] if labels is not None else None
     n_ref = int(sum(len(k) for k in keep))
     res = {
@@ -123,15 +125,15 @@ def _protocols(raw, stats, labels, T, ev, calibration, train, counts=None):
     if len(raw) > 1:
         for other in REFERENCE_FUSIONS:
             if other != fusion:
-                alt, _ = _reference(raw, stats, T, ev, other)
+                alt, _ = _reference(raw, stats, T, ev, other, weights)
                 res[f"reference_fusion_{other}"] = {**_aucs(alt, ref_labels), "n_frames": n_ref,
                                                     "fusion": REFERENCE_FUSIONS[other]}
-    unsmoothed = strict_protocol(raw, stats, 0.0)
+    unsmoothed = strict_protocol(raw, stats, 0.0, weights, ev["fusion"])
     res["strict_unsmoothed"] = {**_aucs(unsmoothed, labels), "n_frames": res["strict"]["n_frames"]}
     return res, ref_scores, keep, strict_scores
 
 
-def evaluate_streams(raw, stats, labels, T, params, train=None, counts=None):
+def evaluate_streams(raw, stats, labels, T, params, train=None, counts=None, weights=None):
     """AUCs of the fused streams under each protocol, with the configured calibration. With more
     than one stream, the reference protocol is also computed with the fusion not configured (key
     reference_fusion_<name>); given the training scores ``train`` (and ``counts``, see
@@ -139,12 +141,12 @@ def evaluate_streams(raw, stats, labels, T, params, train=None, counts=None):
     strict_calibration_<name>, reference_calibration_<name>)."""
     ev = params["evaluation"]
     calibration = ev["calibration"]
-    res, ref_scores, keep, strict_scores = _protocols(raw, stats, labels, T, ev, calibration, train, counts)
+    res, ref_scores, keep, strict_scores = _protocols(raw, stats, labels, T, ev, calibration, train, counts, weights)
     if train is not None:
         for other in CALIBRATIONS:
             if other == calibration or (other == "crowd" and counts is None):
                 continue
-            alt, *_ = _protocols(raw, stats, labels, T, ev, other, train, counts)
+            alt, *_ = _protocols(raw, stats, labels, T, ev, other, train, counts, weights)
             for p in ("strict", "reference"):
                 res[f"{p}_calibration_{other}"] = {**alt[p], "calibration": other}
     return res, ref_scores, keep, strict_scores
@@ -318,6 +320,26 @@ def _dataset_check(path: str | None) -> dict:
     return out
 
 
+def fusion_weights(scores_file: str, streams: list[str]) -> tuple[dict[str, float], dict | None]:
+    """Each stream's weight in the fusion (the score stage's, from the yardstick; 1 in a file
+    without one) and the yardstick's figures (None when the run did not choose with it)."""
+    with open_store(scores_file, "scores") as f:
+        w = {s: float(f[s].attrs.get("weight", 1.0)) for s in streams}
+        yardstick = json.loads(f.attrs["yardstick"]) if "yardstick" in f.attrs else None
+    if not sum(w.values()):
+        raise ValueError(f"{scores_file}: every stream has weight 0; rerun validate and score")
+    return w, yardstick
+
+
+def fusion_rule(setting: str, yardstick: dict | None) -> tuple[str, str]:
+    """``evaluation.fusion`` resolved: ``auto`` is the yardstick's choice (``mean`` without one)."""
+    if setting != "auto":
+        return setting, "evaluation.fusion (set in the configuration)"
+    if yardstick is None or "fusion" not in yardstick:
+        return "mean", "evaluation.fusion: auto, and the run has no yardstick (validation.choose: false)"
+    return yardstick["fusion"]["rule"], "the yardstick (validation/validation.json): " + yardstick["fusion"]["reason"]
+
+
 def read_scores(scores_file: str, track_window: int):
     """(streams, videos, n_frames, clip length, per stream the frame scores of each test video, the
     training scores, their statistics, the objects per clip or None) of a ``scores`` file; with
@@ -371,6 +393,9 @@ def _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, pa
     params = {**params, "evaluation": _with_defaults(params["evaluation"])}
     window = int(params["evaluation"]["track_window"])
     streams, videos, n_frames, T, raw, train, stats, counts = read_scores(scores_file, window)
+    weights, yardstick = fusion_weights(scores_file, streams)
+    rule, rule_from = fusion_rule(params["evaluation"]["fusion"], yardstick)
+    params = {**params, "evaluation": {**params["evaluation"], "fusion": rule}}
     ds = build_dataset(dataset_name, dataset_cfg)
     labels, undefined = load_labels(ds, videos, n_frames)
     if undefined:
@@ -380,11 +405,11 @@ def _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, pa
     for s in streams:
         per_stream[s], *_ = evaluate_streams({s: raw[s]}, stats, labels, T, params, {s: train[s]},
                                              {s: counts[s]} if counts else None)
-    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train, counts)
+    fused, ref_scores, keep, strict_scores = evaluate_streams(raw, stats, labels, T, params, train, counts, weights)
     if window:  # the same with each clip's own scores, beside the configured averaging along tracks
         *_, raw0, train0, stats0, _ = read_scores(scores_file, 0)
         alt, *_ = _protocols(raw0, stats0, labels, T, params["evaluation"], params["evaluation"]["calibration"],
-                             train0, counts)
+                             train0, counts, weights)
         for p in ("strict", "reference"):
             fused[f"{p}_track_window_0"] = {**alt[p], "track_window": 0}
     per_stream["fused"] = fused
@@ -414,7 +439,10 @@ def _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, pa
         "has_labels": labels is not None,
         "auc_undefined_reason": undefined,
         "train_score_stats": stats,
-        "fusion": {"streams": streams, "weights": {s: 1.0 / len(streams) for s in streams},
+        "fusion": {"streams": streams, "weights": {s: weights[s] / sum(weights.values()) for s in streams},
+                   "rule": rule, "rule_from": rule_from,
+                   "weights_from": ("the yardstick (validation/validation.json): " + yardstick["weights_reason"]
+                                    if yardstick else "equal (validation.choose: false)"),
                    "statistics": "strict: each stream's mean and std of its training samples' scores (leave-one-"
                                  "video-out, train_score_stats); reference: min-max over the test set",
                    "calibration": params["evaluation"]["calibration"],
@@ -422,6 +450,7 @@ def _run(dataset_name, dataset_cfg, scores_file, out_json, out_csv, plot_dir, pa
                    "reference_units": ({s: stats[s]["std"] for s in streams}
                                        if params["evaluation"]["reference"]["fusion"] == "training_spread" else None)},
         "readout": readout,
+        "yardstick": yardstick,
         "localisation": loc,
         **_dataset_check(dataset_check),
         "explanations": ({"csv": explanations, "images": str(Path(explanations).parent.parent / "plots" / "explain")}

@@ -11,83 +11,33 @@ video a test sample is. The read-out temperature of Eq. 10 is chosen per stream 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
 from ..config import motion_augmentation_mode
 from ..evaluation.objects import clip_max, score_stats
+from ..evaluation.yardstick import candidate_name, from_name
 from ..features import STREAM_LAYOUT, assign_scenes, load_samples
 from ..h5store import read_arrays, write_store
+from ..hsc.readout import choose_tau, holdout_groups, nn_distance, stream_readout
 from ..models.registry import Runtime
 from ..settings import Derived
 from .common import log
 
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
 SETTINGS = ("streams=datasets.{dataset}.streams", "seed", "hsc.tau", "hsc.feature_norm", "readout=hsc.readout",
+            "validation.choose",
             Derived("motion_augmentation", ("datasets.{dataset}.streams", "motion_augmentation.enabled",
                                             "motion_augmentation.mode"), motion_augmentation_mode))
 
 
-def stream_readout(readout: dict, stream: str) -> dict:
-    """The read-out settings of one stream: ``hsc.readout`` with its ``streams.<stream>`` entries."""
-    return {**{k: v for k, v in readout.items() if k != "streams"}, **(readout.get("streams") or {}).get(stream, {})}
-
-
-def holdout_groups(train_video: np.ndarray) -> tuple[np.ndarray, str]:
-    """Groups a training sample must not read when it is scored as if unseen: its own video, or
-    itself alone when all training samples come from one video."""
-    if len(np.unique(train_video)) > 1:
-        return train_video.astype(np.int64), "video"
-    return np.arange(len(train_video), dtype=np.int64), "sample"
-
-
-def choose_tau(z_train, bank, groups: np.ndarray, bank_groups: np.ndarray, readout: dict, paper_tau: float,
-               seed: int, holdout: str = "video") -> tuple[float, str]:
-    """Eq. 10's read-out temperature: a number, ``paper`` (hsc.tau, the training temperature), or
-    ``auto``: the temperature at which the median training query (codes ``z_train``), read
-    leave-one-group-out, spreads its weight over ``effective_entries`` bank entries. No label is used."""
-    import torch
-
-    from ..hsc.train import readout_temperature
-
-    tau = readout["tau"]
-    if tau == "paper":
-        return float(paper_tau), f"hsc.tau = {paper_tau} (the training temperature)"
-    if tau != "auto":
-        return float(tau), "hsc.readout.tau (set in the configuration)"
-    n = len(z_train)
-    rng = np.random.default_rng(seed)
-    q = np.sort(rng.choice(n, size=min(n, int(readout["max_queries"])), replace=False))
-    dev = z_train.device
-    qg = torch.from_numpy(groups[q]).to(dev)
-    target = float(readout["effective_entries"])
-    bg = torch.from_numpy(bank_groups).to(dev)
-    t = readout_temperature(z_train[torch.from_numpy(q).to(dev)], bank, target, qg, bg)
-    return t, (f"auto: median effective number of bank entries per training query (leave-one-{holdout}-out) "
-               f"= {target:g}, over {len(q)} training queries")
-
-
-def nn_distance(query: np.ndarray, ref: np.ndarray, query_group: np.ndarray | None = None,
-                ref_group: np.ndarray | None = None, chunk: int = 2048) -> np.ndarray:
-    """Squared Euclidean distance to the nearest reference sample (of another group when given):
-    the plain 1-nearest-neighbour baseline over the same model inputs, kept as a diagnostic."""
-    import torch
-
-    r = torch.from_numpy(np.ascontiguousarray(ref, np.float32))
-    rg = torch.from_numpy(ref_group) if ref_group is not None else None
-    out = []
-    for i in range(0, len(query), chunk):
-        qq = torch.from_numpy(np.ascontiguousarray(query[i : i + chunk], np.float32))
-        d = torch.cdist(qq, r).pow(2)
-        if rg is not None:
-            d = d.masked_fill(torch.from_numpy(query_group[i : i + chunk])[:, None] == rg[None, :], float("inf"))
-        out.append(d.min(1).values.numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-
 def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]]]], scenes_file: str,
         out: str, params: dict, runtime: Runtime, plot: str | None = None, classifier: str | None = None,
-        motion_model: str | None = None) -> dict:
+        motion_model: str | None = None, validation: str | None = None) -> dict:
+    """With ``validation`` (rule validate's JSON), each stream ships the score the yardstick chose
+    for it (a read-out or the 1-NN) and carries its fusion weight; without, the configured read-out
+    and weight 1."""
     import torch
 
     from ..denormals import flush_denormals
@@ -102,6 +52,7 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
         loaded, motion_meta = load_checkpoint(motion_model, runtime.device)
         models["motion"] = loaded["motion"]
     scenes, _ = read_arrays(scenes_file, "scenes")
+    yardstick = json.loads(Path(validation).read_text()) if validation else None
     stats, result, readouts = {}, {}, {}
     test_ref = None
     with write_store(out, "scores", {"streams": list(streams)}) as f:
@@ -117,6 +68,9 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
                                  f"{len(train.feat)} training samples; rerun train_hsc")
             tr_in, te_in = model_input(train.feat, smeta, name), model_input(test.feat, smeta, name)
             ro = stream_readout(readout, name)
+            shipped = from_name(yardstick["streams"][name]["shipped"]) if yardstick else None
+            if shipped is not None and shipped.score == "hsc":
+                ro = {**ro, "bank": shipped.bank, "tau": shipped.tau}
             z_tr = encode(model, tr_in, train.scene_feat, runtime.device)
             # how well the bank matches the final encoder: mean cosine of a training sample's code
             # with its own entry (1 when re-encoded; low when training stopped far from convergence)
@@ -136,7 +90,13 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             te = score_samples(model, bank, te_in, test.scene_feat, tau)
             with torch.no_grad():
                 n_eff_te = effective_entries(encode(model, te_in, test.scene_feat, runtime.device), bank, tau)
-            readouts[name] = {"tau": tau, "how": how, "bank": ro["bank"], "train_holdout": group_kind,
+            if shipped is not None and shipped.score == "knn":  # the yardstick ships the 1-NN distance
+                hsc_tr, hsc_te = tr, te
+                tr = nn_distance(tr_in, tr_in, groups, groups)
+                te = nn_distance(te_in, tr_in)
+            weight = float(yardstick["weights"][name]) if yardstick else 1.0
+            readouts[name] = {"score": shipped.name if shipped else candidate_name(ro["bank"], ro["tau"]),
+                              "weight": weight, "tau": tau, "how": how, "bank": ro["bank"], "train_holdout": group_kind,
                               "bank_entries": len(bank), "bank_consistency": consistency,
                               "test_median_effective_entries": float(n_eff_te.median()) if len(te) else None}
             clf = None
@@ -166,6 +126,11 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
             g.attrs["score"] = "classifier P(abnormal)" if clf is not None else "autoencoder error (Eq. 11)"
             g.attrs["tau"] = tau
             g.attrs["readout"] = json.dumps(readouts[name])
+            g.attrs["weight"] = weight
+            if shipped is not None and shipped.score == "knn":
+                g.attrs["score"] = "1-NN distance (the yardstick's choice)"
+                g["train_hsc_score"] = hsc_tr.astype(np.float32)
+                g["test_hsc_score"] = hsc_te.astype(np.float32)
             if clf is not None:
                 g["train_ae_score"] = ae_tr.astype(np.float32)
                 g["test_ae_score"] = ae_te.astype(np.float32)
@@ -190,6 +155,8 @@ def run(model_path: str, streams: dict[str, dict[str, tuple[list[str], list[str]
         f.attrs["clip_length"] = test_ref.clip_length
         f.attrs["train_stats"] = json.dumps(stats)
         f.attrs["readout"] = json.dumps(readouts)
+        if yardstick is not None:
+            f.attrs["yardstick"] = json.dumps(yardstick)
         clip_scene = assign_scenes(np.concatenate(test_ref.clip_scene_feat), scenes["centroid"])
         f["test_clip_scene"] = clip_scene.astype(np.int32)
     return result
@@ -203,4 +170,5 @@ def main(job) -> None:
                for s in job.params["streams"]}
     run(i.model, streams, i.labels, job.output.scores, job.params, job.runtime, plot=job.output.embedding,
         classifier=i.classifier[0] if i.classifier else None,
-        motion_model=i.motion_model[0] if i.motion_model else None)
+        motion_model=i.motion_model[0] if i.motion_model else None,
+        validation=i.validation[0] if i.validation else None)
