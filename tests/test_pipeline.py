@@ -367,3 +367,26 @@ def test_the_yardstick_s_tables_print_what_each_stream_ships_and_its_appearance_
     missing = subprocess.run([sys.executable, str(REPO / "bench" / "yardstick.py"), str(tmp_path)],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "validation.json: not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_ablations_retrain_each_variant_and_score_it_with_the_yardstick(finished, tmp_path):
+    """bench/ablations.py on a finished run: the run's model as it is, one retrained variant and the
+    plain autoencoder, each on the yardstick's synthetic anomalies."""
+    import subprocess
+
+    work = copy_run(finished[0], tmp_path / "w")
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "ablations.py"), str(work / "results" / "syn"),
+                        "--configfile", str(work / "config.yaml"), "--variants", "full", "no_contrast", "no_memory",
+                        "--json", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, **STANDIN_ENV})
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads((tmp_path / "a.json").read_text())["variants"]
+    yard = json.loads((work / "results" / "syn" / "validation" / "validation.json").read_text())
+    for s in ("appearance", "velocity"):  # the run's own model scores as the run's yardstick did
+        assert out["full"]["streams"][s]["configured"] == pytest.approx(
+            next(iter(yard["streams"][s]["candidates"].values()))["mean_auc"])
+        assert out["no_contrast"]["streams"][s]["knn"] == out["full"]["streams"][s]["knn"]  # features alone
+        assert 0 <= out["no_memory"]["streams"][s]["plain_ae"] <= 1
+    assert "| no_memory | velocity | - | - |" in r.stdout
+    assert not (work / "results" / "syn" / "hsc" / "no_contrast.pt").exists()  # variants stay out of the run
