@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.e2e, REAL]
 
 # the offline backends: PyTorch ones (EfficientNet-Lite0 on its torch engine, HSC) ask for a GPU, the
 # ONNX ones do not (the CPU build of ONNX Runtime)
-GPU_RULES = {"appearance", "train_hsc", "score"}
+GPU_RULES = {"appearance", "train_hsc", "synthetic_objects", "validate", "score"}
 CPU_RULES = {"check_dataset", "detect_track", "scene", "scene_labels", "explain", "evaluate"}
 SITE_THREADS = 2  # threads of every rule the slurm profile sets (set-threads), here and in the local run
 RUN_TIMEOUT = 900  # seconds; a hung Snakemake is killed (SIGKILL), never waited on forever
@@ -62,7 +62,8 @@ def _config(tmp: Path) -> dict:
 
 
 #: the dataset-level rules of the run, as docs/cluster.md groups them into one SLURM job
-TAIL_RULES = ("check_dataset", "scene_labels", "train_hsc", "score", "explain", "evaluate")
+TAIL_RULES = ("check_dataset", "scene_labels", "train_hsc", "synthetic_objects", "validate", "score", "explain",
+              "evaluate")
 
 
 def site_profile(dest: Path, tail_group: bool = False) -> Path:
@@ -201,7 +202,7 @@ def test_pipeline_through_slurm_equals_local_run(cluster, local_run, tmp_path):
     # (detect_track -> appearance, and scene), two components per group job.
     groups = [j for j in jobs.values() if j["Comment"].startswith("rule_videos")]
     assert len(groups) == 2, [j["Comment"] for j in jobs.values()]
-    assert len(jobs) == 2 + 6  # + check_dataset, scene_labels, train_hsc, score, explain, evaluate
+    assert len(jobs) == 2 + len(TAIL_RULES)  # + check_dataset, scene_labels, ..., evaluate
 
 
 def test_killed_job_leaves_nothing_trusted_and_rerun_finishes(cluster, local_run, tmp_path):

@@ -286,12 +286,14 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
     vel = json.loads(json.dumps(cfg))
     vel["datasets"]["ped2sub"]["streams"] = ["appearance", "velocity"]
     jobs = planned_jobs(smk(work, vel, "-n", "results/ped2sub/auc.json").stdout)
-    assert jobs == {"flow": 4, "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    after = {"train_hsc": 1, "validate": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert jobs == {"flow": 4, "velocity": 4, **after}
     smk(work, vel, "results/ped2sub/auc.json")
     res = work / "results" / "ped2sub"
     auc = json.loads((res / "auc.json").read_text())
     assert set(auc["streams"]) == {"appearance", "velocity", "fused"}
-    assert auc["fusion"]["weights"] == {"appearance": 0.5, "velocity": 0.5}
+    w = auc["yardstick"]["weights"]  # the yardstick's weights, normalised
+    assert auc["fusion"]["weights"] == {s: pytest.approx(w[s] / sum(w.values())) for s in ("appearance", "velocity")}
     # the reference protocol fuses in units of each stream's training spread; the public code's
     # equal weights are reported beside it
     assert auc["fusion"]["reference"] == "training_spread"
@@ -310,16 +312,14 @@ def test_velocity_stream_reruns_only_what_its_settings_touch(ped2_run, tmp_path)
     # neither touches detection, appearance or the scene
     part = json.loads(json.dumps(vel))
     part["velocity"]["parts"] = ["flow", "track"]
-    assert planned_jobs(smk(work, part, "-n", "results/ped2sub/auc.json").stdout) == {
-        "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert planned_jobs(smk(work, part, "-n", "results/ped2sub/auc.json").stdout) == {"velocity": 4, **after}
     fl = json.loads(json.dumps(vel))
     fl["flow"]["dis"]["preset"] = "fast"
-    assert planned_jobs(smk(work, fl, "-n", "results/ped2sub/auc.json").stdout) == {
-        "flow": 4, "velocity": 4, "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert planned_jobs(smk(work, fl, "-n", "results/ped2sub/auc.json").stdout) == {"flow": 4, "velocity": 4,
+                                                                                     **after}
     arch = json.loads(json.dumps(vel))
     arch["hsc"]["architecture"]["velocity"] = {"encoder_hidden": [128], "latent": 64, "decoder_hidden": [128]}
-    assert planned_jobs(smk(work, arch, "-n", "results/ped2sub/auc.json").stdout) == {
-        "train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert planned_jobs(smk(work, arch, "-n", "results/ped2sub/auc.json").stdout) == after
 
 
 @REAL
@@ -390,7 +390,7 @@ def test_on_a_finished_ped2_run_a_code_edit_reruns_exactly_what_follows(ped2_run
     score.write_text(original)
     train = snakefile.parent / "src" / "hscvad" / "hsc" / "train.py"
     train.write_text(train.read_text() + "\n_EDITED = True\n")
-    assert plan() == {"train_hsc": 1, "score": 1, "explain": 1, "evaluate": 1}
+    assert plan() == {"train_hsc": 1, "validate": 1, "score": 1, "explain": 1, "evaluate": 1}
 
 
 def _avenue_layout(root: Path) -> None:
