@@ -10,6 +10,9 @@ scored as rule ``validate`` scores (its code): object-level AUC of the synthetic
 stream's kinds, against held-out normal training objects.
 
 - ``full``: the run's own model (not retrained);
+- ``retrained``: the same settings trained again in this process: how far a retraining alone moves
+  the figures (its float rounding can differ from the workflow job's, and the appearance model
+  amplifies rounding: ``docs/results.md``, "Across CPUs"); compare the variants with it;
 - ``no_scene``: without the scene-level contrast (Eq. 3; ``hsc.ablation.loss_scene: false``);
 - ``no_object``: without the object-level contrast (Eq. 5; ``loss_object: false``);
 - ``no_contrast``: without both;
@@ -38,6 +41,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 VARIANTS = {
     "full": None,
+    "retrained": {},
     "no_scene": {"loss_scene": False},
     "no_object": {"loss_object": False},
     "no_contrast": {"loss_scene": False, "loss_object": False},

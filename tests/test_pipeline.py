@@ -376,6 +376,7 @@ def test_the_ablations_retrain_each_variant_and_score_it_with_the_yardstick(fini
     import subprocess
 
     work = copy_run(finished[0], tmp_path / "w")
+    model = (work / "results" / "syn" / "hsc" / "model.pt").read_bytes()
     r = subprocess.run([sys.executable, str(REPO / "bench" / "ablations.py"), str(work / "results" / "syn"),
                         "--configfile", str(work / "config.yaml"), "--variants", "full", "no_contrast", "no_memory",
                         "--json", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=600,
@@ -387,6 +388,8 @@ def test_the_ablations_retrain_each_variant_and_score_it_with_the_yardstick(fini
         assert out["full"]["streams"][s]["configured"] == pytest.approx(
             next(iter(yard["streams"][s]["candidates"].values()))["mean_auc"])
         assert out["no_contrast"]["streams"][s]["knn"] == out["full"]["streams"][s]["knn"]  # features alone
-        assert 0 <= out["no_memory"]["streams"][s]["plain_ae"] <= 1
+    # the walkers keep 1 px / frame: a walker at 1.5-4x its speed is far from every training sample,
+    # for the plain autoencoder too
+    assert out["no_memory"]["streams"]["velocity"]["plain_ae"] > 0.9
     assert "| no_memory | velocity | - | - |" in r.stdout
-    assert not (work / "results" / "syn" / "hsc" / "no_contrast.pt").exists()  # variants stay out of the run
+    assert (work / "results" / "syn" / "hsc" / "model.pt").read_bytes() == model  # variants stay out of the run
