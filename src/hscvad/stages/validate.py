@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..evaluation.objects import object_keys
-from ..evaluation.validation import APPEARANCE_KINDS, KINDS, synthetic_rows
+from ..evaluation.validation import KINDS, synthetic_rows
 from ..evaluation.yardstick import (
     candidate_aucs,
     candidate_name,
@@ -32,8 +32,6 @@ from .common import log
 #: the settings this stage's result depends on (the rule's params; see hscvad.settings)
 SETTINGS = ("streams=datasets.{dataset}.streams", "seed", "hsc.tau", "readout=hsc.readout", "validation")
 
-#: the synthetic kinds each stream is measured on (a stream not listed has none yet)
-STREAM_KINDS = {"appearance": APPEARANCE_KINDS, "velocity": tuple(KINDS)}
 #: a velocity sample moves when its centre travels at least this far per frame on average (px)
 MOVING_SPEED = 0.5
 
